@@ -1,0 +1,1 @@
+"""Glue of the jepa_ros stack: the `jepa` CLI, message validation, ROS helpers, demo and evaluation."""

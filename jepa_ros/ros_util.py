@@ -1,0 +1,97 @@
+"""Small ROS 2 helpers shared by the nodes: QoS profiles, declared parameters, stamps and /diagnostics."""
+from __future__ import annotations
+
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
+                          DiagnosticStatus.STALE)
+
+
+def sensor_qos() -> QoSProfile:
+    """Best-effort, keep-last-5: the standard profile for camera images."""
+    return qos_profile_sensor_data
+
+
+def reliable_qos(depth: int = 10) -> QoSProfile:
+    """Reliable, volatile, keep-last `depth`: embeddings, plans, commands."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+
+
+def latched_qos() -> QoSProfile:
+    """Reliable, transient-local, depth 1: a late subscriber still gets the last value (e-stop, goals)."""
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+
+
+def declare(node: Node, name: str, default: Any, description: str, *, low: float | None = None,
+            high: float | None = None, read_only: bool = False) -> Any:
+    """Declare a parameter with a descriptor (and a range for numbers); return its current value."""
+    descriptor = ParameterDescriptor(description=description, read_only=read_only)
+    if low is not None and high is not None:
+        if isinstance(default, bool):
+            raise TypeError(f"parameter {name}: a range makes no sense for a bool")
+        if isinstance(default, int):
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
+                                                                  step=0.0)]
+    return node.declare_parameter(name, default, descriptor).value
+
+
+def stamp_seconds(stamp) -> float:
+    """builtin_interfaces/Time -> seconds as float."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def age_seconds(node: Node, stamp) -> float:
+    """How old a header stamp is according to the node's clock (sim time aware)."""
+    return node.get_clock().now().nanoseconds * 1e-9 - stamp_seconds(stamp)
+
+
+class Diagnostics:
+    """Publishes one DiagnosticStatus for a node on /diagnostics at a fixed rate.
+
+    Call `set(level, message, **values)` whenever the node's condition changes; the timer republishes the
+    latest status. Level becomes STALE when nothing was set for `stale_after` seconds.
+    """
+
+    def __init__(self, node: Node, name: str, period: float = 1.0, stale_after: float | None = None):
+        self._node = node
+        self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._status = DiagnosticStatus(name=f"jepa_ros: {name}", hardware_id=node.get_fully_qualified_name(),
+                                        level=STALE, message="starting")
+        self._stale_after = stale_after
+        self._last_set = node.get_clock().now()
+        self._timer = node.create_timer(period, self.publish)
+
+    def set(self, level: bytes | int, message: str, **values: Any) -> None:
+        """Record the node's current condition (OK/WARN/ERROR/STALE) with key values."""
+        self._status.level = level if isinstance(level, bytes) else bytes([level])
+        self._status.message = message
+        self._status.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
+        self._last_set = self._node.get_clock().now()
+
+    @property
+    def level(self) -> bytes:
+        """The level last set."""
+        return self._status.level
+
+    def publish(self) -> None:
+        """Publish the current status now."""
+        status = self._status
+        if self._stale_after is not None:
+            age = (self._node.get_clock().now() - self._last_set).nanoseconds * 1e-9
+            if age > self._stale_after:
+                status = DiagnosticStatus(name=status.name, hardware_id=status.hardware_id, level=STALE,
+                                          message=f"no update for {age:.1f} s", values=status.values)
+        array = DiagnosticArray()
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        array.status = [status]
+        self._publisher.publish(array)
