@@ -1,0 +1,97 @@
+"""Starts the nodes of a launch file as separate OS processes (the no-ROS-install stand-in for ros2 launch)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jepa_ros.launch_xml import REPO_ROOT, NodeSpec, read_launch_file
+
+SIM_LAUNCH = REPO_ROOT / "launch" / "sim.launch.xml"
+
+
+def executable_path(name: str) -> str:
+    """The console script of a node executable, next to this interpreter (a venv's bin/)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"executable {name!r} not found next to {sys.executable}; run `make setup`")
+    return str(path)
+
+
+class Stack:
+    """The processes of one launch file. Use as a context manager; every process is stopped on exit.
+
+    Each node's output goes to `<log_dir>/<node>.log`.
+    """
+
+    def __init__(self, launch_file: Path = SIM_LAUNCH, arguments: dict[str, str] | None = None,
+                 log_dir: Path | None = None, extra_params: dict[str, dict[str, str]] | None = None):
+        self.specs = {spec.name: spec for spec in read_launch_file(launch_file, arguments)}
+        for node, params in (extra_params or {}).items():
+            self.specs[node].params.update({k: str(v) for k, v in params.items()})
+        self.log_dir = Path(log_dir or REPO_ROOT / "artifacts" / "logs")
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def command(self, spec: NodeSpec) -> list[str]:
+        """The full command line of a node."""
+        return [executable_path(spec.executable), *spec.arguments, *spec.ros_args()]
+
+    def start(self, name: str | None = None) -> None:
+        """Start one node (or all of them when name is None)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in ([self.specs[name]] if name else self.specs.values()):
+            log = open(self.log_dir / f"{spec.name}.log", "ab")
+            self.processes[spec.name] = subprocess.Popen(self.command(spec), stdout=log, stderr=subprocess.STDOUT,
+                                                         env=os.environ.copy(), start_new_session=True)
+            log.close()
+
+    def alive(self, name: str) -> bool:
+        """Whether the node's process is running."""
+        process = self.processes.get(name)
+        return process is not None and process.poll() is None
+
+    def dead(self) -> list[str]:
+        """Names of nodes whose process has exited."""
+        return [name for name in self.processes if not self.alive(name)]
+
+    def stop(self, name: str, sig: int = signal.SIGINT, timeout: float = 5.0) -> None:
+        """Stop one node: `sig` first (SIGINT = a clean shutdown, SIGKILL = a crash), then SIGKILL."""
+        process = self.processes.get(name)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+
+    def stop_all(self) -> None:
+        """Stop every node, the controller last so the arm gets its stop command."""
+        for name in sorted(self.processes, key=lambda n: n == "controller_node"):
+            self.stop(name)
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        """The last lines a node printed."""
+        path = self.log_dir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def __enter__(self) -> "Stack":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+
+def wait_for(predicate, timeout: float, period: float = 0.05) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return bool(predicate())
