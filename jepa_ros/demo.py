@@ -10,7 +10,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from jepa_ros.evaluation import DEFAULT_BUDGET, SUCCESS_RADIUS, sample_targets, summarise
 from jepa_ros.launch_xml import REPO_ROOT

@@ -72,7 +72,8 @@ fi
 # 5. The project itself (editable: console scripts jepa, perception_node, planner_node, ... on the venv's PATH).
 if ! fresh project "$root/setup.py" "$root/setup.cfg" "$stamps/requirements"; then
   echo "[setup] installing jepa_ros (editable)"
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$root"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
+    --config-settings editable_mode=compat -e "$root"
   touch "$stamps/project"
 fi
 echo "[setup] ready: $venv"

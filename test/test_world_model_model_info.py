@@ -1,0 +1,71 @@
+"""`jepa model-info` CLI module on a checkpoint written by the test, and the package import surface."""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from jepa_world_model import load_encoder, load_predictor, save_checkpoint
+from jepa_world_model import model_info
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small models run fastest single-threaded, especially on a shared, busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser()
+    model_info.add_arguments(parser)
+    return model_info.main(parser.parse_args(argv))
+
+
+def test_model_info_on_checkpoint(tmp_path, capsys):
+    encoder = load_encoder("tiny")
+    predictor = load_predictor("tiny", action_dim=7, state_dim=7)
+    ckpt = save_checkpoint(tmp_path / "ck", encoder=encoder, predictor=predictor)
+    assert _run([str(ckpt), "--json", str(tmp_path / "info.json")]) == 0
+    text = capsys.readouterr().out
+    assert "encoder 'tiny': width 64, depth 2, heads 4" in text and "actions 7-D" in text
+    report = json.loads((tmp_path / "info.json").read_text())
+    enc, pred = report["parts"]["encoder"], report["parts"]["predictor"]
+    assert enc["parameters"] == sum(p.numel() for p in encoder.parameters())
+    assert enc["forward"]["output_shape"] == [1, 64, 64] and enc["forward"]["time_ms"] > 0
+    assert enc["model_id"] == encoder.model_id == pred["encoder_id"]
+    assert (pred["action_dim"], pred["state_dim"], pred["depth"], pred["heads"]) == (7, 7, 2, 4)
+    assert pred["forward"]["output_shape"] == [1, 1, 64, 64] and pred["max_horizon"] == 8
+
+
+def test_model_info_partial_checkpoint_and_errors(tmp_path, capsys):
+    ckpt = save_checkpoint(tmp_path / "p", predictor=load_predictor("tiny"))
+    assert _run([str(ckpt), "--json", str(tmp_path / "p.json")]) == 0
+    assert list(json.loads((tmp_path / "p.json").read_text())["parts"]) == ["predictor"]
+    assert _run(["no_such_preset"]) == 1
+    assert "unknown preset or model source 'no_such_preset'" in capsys.readouterr().err
+
+
+def test_import_is_light():
+    code = ("import sys, jepa_world_model; "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; "
+            "from jepa_world_model import load_encoder, ACPredictor, PredictorConfig; "
+            "assert 'transformers' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_model_info_on_official_file(tmp_path):
+    encoder, predictor = load_encoder("tiny"), load_predictor("tiny")
+    data = {"encoder": {"module.backbone." + k: v for k, v in encoder.state_dict().items()},
+            "predictor": {"module.backbone." + k: v for k, v in predictor.state_dict().items()}}
+    torch.save(data, tmp_path / "official.pt")
+    assert _run([str(tmp_path / "official.pt"), "--preset", "tiny", "--json", str(tmp_path / "o.json")]) == 0
+    parts = json.loads((tmp_path / "o.json").read_text())["parts"]
+    assert parts["encoder"]["model_id"] == encoder.model_id and parts["predictor"]["model_id"] == predictor.model_id
