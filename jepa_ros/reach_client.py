@@ -14,7 +14,7 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from jepa_msgs.action import ReachGoal
-from jepa_msgs.msg import Plan
+from jepa_msgs.msg import Embedding, Plan
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -60,11 +60,13 @@ class ReachClient:
         self.last_image: Image | None = None
         self.goal_image: Image | None = None
         self.plans: list[Plan] = []
+        self.embeddings = 0
         node = self.node
         node.create_subscription(PoseStamped, "/ee_pose", self._on_pose, reliable_qos())
         node.create_subscription(Image, "/camera/image_raw", self._on_image, sensor_qos())
         node.create_subscription(Image, f"{sim}/goal_image", self._on_goal_image, latched_qos())
         node.create_subscription(Plan, "/jepa/plan", self._on_plan, reliable_qos())
+        node.create_subscription(Embedding, "/jepa/embedding", self._on_embedding, reliable_qos())
         self._goal_pose = node.create_publisher(PoseStamped, f"{sim}/goal_pose", reliable_qos())
         self._reset = node.create_client(Trigger, f"{sim}/reset")
         self._arm = node.create_client(SetBool, f"{controller}/arm")
@@ -90,6 +92,9 @@ class ReachClient:
     def _on_plan(self, msg: Plan) -> None:
         self.plans.append(msg)
 
+    def _on_embedding(self, msg: Embedding) -> None:
+        self.embeddings += 1
+
     # --- helpers -------------------------------------------------------------------------------------------
     def distance_to(self, target: np.ndarray) -> float:
         """Current end-effector distance to target (inf while no pose has arrived)."""
@@ -113,9 +118,11 @@ class ReachClient:
         return future.result()
 
     def wait_until_ready(self, timeout: float = 60.0) -> None:
-        """Wait until the stack's interfaces are up (pose, camera, services, action server)."""
+        """Wait until the stack's interfaces are up (pose, camera, embeddings, services, action server)."""
         if not self._wait(lambda: self.ee_position is not None and self.last_image is not None, timeout):
             raise TimeoutError("no /ee_pose or /camera/image_raw from the simulation")
+        if not self._wait(lambda: self.embeddings > 0, timeout):
+            raise TimeoutError("no /jepa/embedding from the perception node")
         for client in (self._reset, self._arm):
             if not client.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f"service {client.srv_name} is not available")

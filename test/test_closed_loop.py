@@ -1,0 +1,87 @@
+"""The whole loop on the built-in simulation: sim -> perception -> planner -> controller -> sim, every node its own
+OS process started from launch/sim.launch.xml with its parameter files, talking over DDS."""
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from geometry_msgs.msg import TwistStamped
+
+from jepa_ros.reach_client import ReachClient
+from jepa_ros.ros_util import sensor_qos
+from jepa_ros.stack import Stack
+
+TARGET = np.array([0.36, -0.10, 0.12])  # about 15 cm from the home pose
+
+
+@pytest.fixture()
+def stack(tmp_path):
+    rclpy.init()
+    with Stack(log_dir=tmp_path / "logs") as running:
+        client = ReachClient()
+        twists: list[tuple[float, np.ndarray]] = []
+        client.node.create_subscription(
+            TwistStamped, "/servo_node/delta_twist_cmds",
+            lambda m: twists.append((time.monotonic(), np.array([m.twist.linear.x, m.twist.linear.y,
+                                                                 m.twist.linear.z]))), sensor_qos())
+        try:
+            client.wait_until_ready(timeout=120.0)
+            client.reset_sim()
+            client.arm(True)
+            yield running, client, twists
+        finally:
+            client.close()
+            rclpy.shutdown()
+
+
+def moving_after(twists, since: float) -> bool:
+    """Whether any twist command published after `since` (monotonic time) is non-zero."""
+    return any(t > since and np.linalg.norm(v) > 1e-9 for t, v in twists)
+
+
+def test_reach_episode_brings_the_arm_closer_to_the_goal(stack):
+    running, client, _ = stack
+    start = client.distance_to(TARGET)
+    result = client.run_episode(TARGET, budget=10, alive=lambda: not running.dead())
+    assert not running.dead(), running.log_tail(running.dead()[0])
+    assert result.steps >= 3, result.reason
+    assert result.final_distance < 0.6 * start, (start, result.distances, result.reason)
+    assert all(np.isfinite(result.energies)) and all(ms > 0 for ms in result.plan_ms)
+    plan = client.plans[-1]
+    assert list(plan.action_names) == ["dx", "dy", "dz"] and plan.header.stamp.sec > 0
+
+
+def test_stopping_the_sim_mid_episode_aborts_with_a_reason_and_stops_the_arm(stack):
+    running, client, twists = stack
+    killed_at: list[float] = []
+
+    def kill_sim_at_step_two(step, *_):
+        if step == 2 and not killed_at:
+            running.stop("sim_node", signal.SIGKILL)
+            killed_at.append(time.monotonic())
+
+    result = client.run_episode(TARGET, budget=20, on_step=kill_sim_at_step_two, timeout=60.0)
+    assert killed_at, result.reason
+    assert result.reason == "stale input" and not result.success
+    time.sleep(1.5)  # state watchdog (0.5 s) plus margin
+    assert not moving_after(twists, killed_at[0] + 1.0), "controller still commands motion without a robot state"
+
+
+def test_killing_the_planner_mid_episode_ends_it_and_the_watchdog_stops_the_arm(stack):
+    running, client, twists = stack
+    killed_at: list[float] = []
+
+    def kill_planner_at_step_two(step, *_):
+        if step == 2 and not killed_at:
+            running.stop("planner_node", signal.SIGKILL)
+            killed_at.append(time.monotonic())
+
+    result = client.run_episode(TARGET, budget=20, on_step=kill_planner_at_step_two,
+                                alive=lambda: not running.dead(), timeout=60.0)
+    assert killed_at and result.reason == "a node of the stack died" and not result.success
+    time.sleep(2.0)  # plan watchdog (1 s) plus margin
+    assert not moving_after(twists, killed_at[0] + 1.5), "controller kept moving without fresh plans"
+    assert twists and np.linalg.norm(twists[-1][1]) == 0.0
