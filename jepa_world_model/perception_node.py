@@ -53,6 +53,8 @@ class PerceptionNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__("perception_node", **kwargs)
+        self._lock = threading.Condition()
+        self._worker: threading.Thread | None = None  # destroy_node may run after a failed start
         p = self._declare_parameters()
         import torch  # after the parameters: a bad parameter fails fast, before the slow import
 
@@ -69,7 +71,6 @@ class PerceptionNode(Node):
         self._max_pixels = p["max_image_pixels"]
         self._compressed = p["compressed"]
 
-        self._lock = threading.Condition()
         self._pending: tuple | None = None   # (header, rgb) of the newest unencoded frame
         self._state: tuple | None = None     # (stamp seconds, values)
         self._counts = {"received": 0, "encoded": 0, "superseded": 0}
@@ -244,7 +245,8 @@ class PerceptionNode(Node):
         with self._lock:
             self._running = False
             self._lock.notify()
-        self._worker.join(timeout=5.0)
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
         super().destroy_node()
 
 
