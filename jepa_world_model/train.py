@@ -1,0 +1,591 @@
+"""`jepa train`: train the action-conditioned predictor on recordings of your robot (frozen encoder).
+
+Loss (V-JEPA 2-AC): teacher-forced L1 between the predictions of frames 1..T-1 and their layer-normed encoder
+features, plus autoregressive L1 over ``rollout_steps`` steps fed back from frame 0. AdamW (weight decay 0.04,
+none on biases/norms), learning rate warm-up -> hold -> linear decay, gradient clipping, bf16 autocast on CUDA.
+
+Reproducible and resumable: the data order is a pure function of (seed, step) - the concatenation of one seeded
+permutation of all clips per epoch, cut into global batches - so a run resumed from a checkpoint (weights,
+optimizer, step, RNG states) continues exactly like the uninterrupted run. Multi-GPU/multi-node: start the same
+command with ``torchrun``; each of the W ranks takes a contiguous 1/W share of every global batch and gradients
+are averaged (DDP), so W ranks x batch/W follow the loss curve of 1 rank x batch.
+
+Outputs in ``--out``: the final checkpoint (model.safetensors + config.json, loadable with ``load_predictor`` /
+``load_encoder``), ``checkpoints/step_NNNNNNN/`` (periodic, with ``training_state.pt``), ``metrics.jsonl`` and
+``loss_curve.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .actions import state_differences
+from .checkpoint import init_weights, save_checkpoint
+from .config import FEATURE_NORM_EPS, ActionSpace, StateSpace
+from .dataset import Clips, Episode, ReadOptions, load_episodes, make_clips, space_statistics
+from .encoder import load_encoder
+from .feature_cache import FeatureCache
+from .predictor import ACPredictor, load_predictor
+
+LOG = logging.getLogger(__name__)
+STATE_FILE = "training_state.pt"
+CHECKPOINTS = "checkpoints"
+METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "loss_curve.png"
+
+
+class TrainingError(ValueError):
+    """Training cannot start or resume with the given data and options."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints; a resume must match it)."""
+
+    data: list[str]
+    out: str
+    encoder: str = "tiny"
+    predictor: str = "tiny"
+    init: str | None = None
+    encoder_overrides: dict = field(default_factory=dict)
+    predictor_overrides: dict = field(default_factory=dict)
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 16
+    lr: float = 4.25e-4
+    start_lr: float = 7.5e-5
+    final_lr: float = 0.0
+    warmup: float = 0.1
+    decay: float = 0.3
+    weight_decay: float = 0.04
+    clip_grad: float = 1.0
+    clip_len: int = 4
+    fps: float | None = None
+    rollout_steps: int = 2
+    seed: int = 0
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    cache_dir: str | None = None
+    camera_topic: str | None = None
+    state_kind: str = "auto"
+    state_topic: str | None = None
+    max_state_gap: float = 0.25
+    save_encoder: bool = True
+    progress: bool = True
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.epochs is None):
+            raise TrainingError("give exactly one of steps or epochs")
+        if self.steps is not None and self.steps <= 0:
+            raise TrainingError(f"steps must be positive, got {self.steps}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise TrainingError(f"epochs must be positive, got {self.epochs}")
+        if self.batch_size <= 0:
+            raise TrainingError(f"batch_size must be positive, got {self.batch_size}")
+        if self.rollout_steps < 0 or self.clip_len < max(2, self.rollout_steps + 1):
+            raise TrainingError(f"clip_len={self.clip_len} must be >= 2 and > rollout_steps={self.rollout_steps}")
+        if not 0 <= self.warmup + self.decay <= 1:
+            raise TrainingError(f"warmup ({self.warmup}) + decay ({self.decay}) must be fractions summing to <= 1")
+        if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
+            raise TrainingError("checkpoint_every and keep_checkpoints must be positive")
+
+    def read(self) -> ReadOptions:
+        """Episode read options."""
+        return ReadOptions(camera_topic=self.camera_topic, state_kind=self.state_kind, state_topic=self.state_topic,
+                           max_state_gap=self.max_state_gap)
+
+
+# ------------------------------------------------------------------------------------------------ data
+class TrainingData:
+    """Cached features, states and clips of the training episodes (frames are not kept)."""
+
+    def __init__(self, episodes: list[Episode], features: list[np.ndarray], clips: Clips):
+        self.features = features
+        self.states = [e.states for e in episodes]
+        self.state_names = episodes[0].state_names
+        self.clips = clips
+        self.action_space, self.state_space = space_statistics(episodes, clips)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features (B,T,N,D), actions (B,T-1,A) and states (B,T,S) of the clips ``indices``."""
+        feats, actions, states = [], [], []
+        for i in indices:
+            episode, frames = int(self.clips.episode[i]), self.clips.frames[i]
+            s = self.states[episode][frames]
+            feats.append(np.asarray(self.features[episode][frames], dtype=np.float32))
+            states.append(s)
+            actions.append(state_differences(s, self.state_names))
+        as_tensor = lambda arrays: torch.from_numpy(np.stack(arrays).astype(np.float32))  # noqa: E731
+        return as_tensor(feats), as_tensor(actions), as_tensor(states)
+
+
+def batch_indices(step: int, batch_size: int, num_clips: int, seed: int) -> np.ndarray:
+    """Clip indices of global batch ``step``: positions step*B .. step*B+B-1 of the stream of per-epoch
+    permutations (epoch e shuffled by a generator seeded with (seed, e))."""
+    positions = np.arange(step * batch_size, (step + 1) * batch_size)
+    out = np.empty(batch_size, dtype=np.int64)
+    for epoch in np.unique(positions // num_clips):
+        perm = np.random.default_rng([seed, int(epoch)]).permutation(num_clips)
+        mask = positions // num_clips == epoch
+        out[mask] = perm[positions[mask] % num_clips]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- model
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """Layer-norm over features without affine (the targets' and predictions' normalisation)."""
+    return F.layer_norm(x, (x.shape[-1],), eps=FEATURE_NORM_EPS)
+
+
+class PredictorLoss(nn.Module):
+    """Teacher-forcing L1 + autoregressive rollout L1 of an :class:`ACPredictor` (what DDP wraps)."""
+
+    def __init__(self, predictor: ACPredictor, rollout_steps: int):
+        super().__init__()
+        self.predictor = predictor
+        self.rollout_steps = rollout_steps
+
+    def forward(self, features: torch.Tensor, actions: torch.Tensor, states: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """features (B,T,N,D) layer-normed, actions (B,T-1,A), states (B,T,S) -> (loss, tf, rollout)."""
+        target = features[:, 1:]
+        pred = layer_norm(self.predictor(features[:, :-1], actions, states[:, :-1]))
+        tf_loss = (pred.float() - target).abs().mean()
+        if self.rollout_steps == 0:
+            return tf_loss, tf_loss.detach(), torch.zeros((), device=features.device)
+        frames = features[:, :1]
+        for n in range(1, self.rollout_steps + 1):
+            nxt = self.predictor(frames, actions[:, :n], states[:, :n])[:, -1:]
+            frames = torch.cat([frames, layer_norm(nxt).to(frames.dtype)], dim=1)
+        rollout_loss = (frames[:, 1:].float() - target[:, :self.rollout_steps]).abs().mean()
+        return tf_loss + rollout_loss, tf_loss.detach(), rollout_loss.detach()
+
+
+def build_predictor(cfg: TrainConfig, embed_dim: int, grid: int, clip_len: int, action_space: ActionSpace,
+                    state_space: StateSpace) -> ACPredictor:
+    """A predictor for features of width ``embed_dim`` on a ``grid`` x ``grid`` patch grid.
+
+    From scratch: the ``cfg.predictor`` preset with the data's action/state spaces (normalisation from the
+    training set). ``cfg.init``: its weights; when its action/state dims differ from the data's, the action and
+    state embeddings are re-initialised and everything else is kept.
+    """
+    max_steps = max(clip_len, 8)
+    if cfg.init is None:
+        return load_predictor(cfg.predictor, **{"embed_dim": embed_dim, "grid_size": (grid, grid),
+                                                "max_steps": max_steps, "action_space": action_space,
+                                                "state_space": state_space, "seed": cfg.seed,
+                                                **cfg.predictor_overrides})
+    source = load_predictor(cfg.init)
+    if source.embed_dim != embed_dim or tuple(source.config.grid_size) != (grid, grid):
+        raise TrainingError(f"--init {cfg.init}: predictor expects features of width {source.embed_dim} on a "
+                            f"{source.config.grid_size} grid, the encoder gives {embed_dim} on {grid}x{grid}")
+    same = source.config.action_dim == action_space.dim and source.config.state_dim == state_space.dim
+    if same:
+        LOG.info("--init %s: keeping its weights and its action/state normalisation", cfg.init)
+        return source
+    config = source.config.replace(action_space=action_space, state_space=state_space,
+                                   max_steps=max(source.config.max_steps, clip_len))
+    predictor = ACPredictor(config)
+    init_weights(predictor, cfg.seed)
+    own = predictor.state_dict()
+    kept = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    predictor.load_state_dict(kept, strict=False)
+    LOG.warning("--init %s: action/state dims %d/%d differ from the data's %d/%d; re-initialised %s",
+                cfg.init, source.config.action_dim, source.config.state_dim, action_space.dim, state_space.dim,
+                sorted(set(own) - set(kept)))
+    return predictor
+
+
+def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
+    """Warm-up (start_lr -> lr), hold, linear decay (lr -> final_lr) over the last ``decay`` fraction."""
+    warm = int(round(cfg.warmup * total))
+    decay_start = total - int(round(cfg.decay * total))
+    if step < warm:
+        return cfg.start_lr + (cfg.lr - cfg.start_lr) * step / warm
+    if step < decay_start:
+        return cfg.lr
+    return cfg.lr + (cfg.final_lr - cfg.lr) * (step - decay_start) / max(1, total - decay_start)
+
+
+def make_optimizer(predictor: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; biases and norm weights (1-D parameters) get no weight decay."""
+    decay = [p for p in predictor.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in predictor.parameters() if p.requires_grad and p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.999))
+
+
+# -------------------------------------------------------------------------------------------- run state
+@dataclass
+class Dist:
+    """Process group facts (world size 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """True on rank 0, the rank that writes files."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every rank (no-op alone)."""
+        if self.world > 1:
+            dist.barrier()
+
+
+def setup_distributed(device: torch.device) -> Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto": cuda:LOCAL_RANK when CUDA is available, else cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest complete periodic checkpoint under ``out``, if any."""
+    root = out / CHECKPOINTS
+    done = sorted(p for p in root.glob("step_*")
+                  if p.is_dir() and not p.name.endswith(".tmp") and (p / STATE_FILE).is_file())
+    return done[-1] if done else None
+
+
+RESUME_KEYS = ("data", "encoder", "predictor", "init", "encoder_overrides", "predictor_overrides", "steps", "epochs",
+               "batch_size", "lr", "start_lr", "final_lr", "warmup", "decay", "weight_decay", "clip_grad", "clip_len",
+               "fps", "rollout_steps", "seed", "camera_topic", "state_kind", "state_topic", "max_state_gap")
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_checkpoint(out: Path, step: int, total: int, predictor: ACPredictor,
+                             optimizer: torch.optim.Optimizer, cfg: TrainConfig, metadata: dict) -> Path:
+    """Write ``checkpoints/step_NNNNNNN`` atomically (built as .tmp, then renamed) and prune old ones."""
+    root = out / CHECKPOINTS
+    final = root / f"step_{step:07d}"
+    tmp = root / f"step_{step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(tmp, predictor=predictor, metadata={**metadata, "step": step})
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(), "config": asdict(cfg),
+                "scheduler": {"kind": "warmup_hold_linear_decay", "step": step, "total": total},
+                "data_position": step * cfg.batch_size}, tmp / STATE_FILE)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    done = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+    for old in done[:-cfg.keep_checkpoints]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _read_metrics(path: Path, upto: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["step"] <= upto]
+
+
+def plot_loss_curve(rows: list[dict], path: Path) -> None:
+    """Loss curves (total, teacher forcing, rollout) against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = [r["step"] for r in rows]
+    for key, label in (("loss", "total"), ("loss_tf", "teacher forcing"), ("loss_rollout", "rollout")):
+        ax.plot(steps, [r[key] for r in rows], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("L1 loss")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------- train
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    out: Path
+    steps: int
+    final_loss: float
+    losses: list[float]
+    episodes: int
+    skipped: int
+    clips: int
+
+
+def prepare_data(cfg: TrainConfig, encoder: nn.Module, ranks: Dist) -> tuple[TrainingData, int]:
+    """Read episodes, compute/cache features (rank 0 first), build clips. Returns the data and skipped count."""
+    episodes, skipped = load_episodes(cfg.data, cfg.read())
+    if not episodes:
+        raise TrainingError(f"no usable episode in {cfg.data} ({len(skipped)} skipped: "
+                            f"{[s.reason for s in skipped][:3]})")
+    cache = FeatureCache(cfg.cache_dir)
+    features = []
+    for turn in (0, 1):  # rank 0 fills the cache, then the other ranks read it
+        if (turn == 0) == ranks.main:
+            features = [cache.features(encoder, e) for e in episodes]
+        ranks.barrier()
+    clips = make_clips(episodes, cfg.clip_len, cfg.fps)
+    if len(clips) == 0:
+        raise TrainingError(f"no clip of {cfg.clip_len} frames (fps={cfg.fps}) in {len(episodes)} episodes")
+    LOG.info("data: %d episodes (%d skipped), %d clips of %d frames; feature cache %d hits, %d misses",
+             len(episodes), len(skipped), len(clips), cfg.clip_len, cache.hits, cache.misses)
+    return TrainingData(episodes, features, clips), len(skipped)
+
+
+def restore(checkpoint: Path, cfg: TrainConfig, predictor: ACPredictor, optimizer: torch.optim.Optimizer) -> int:
+    """Load weights, optimizer and RNG states of a periodic checkpoint; returns the step to continue from."""
+    state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
+    mismatched = {k: (state["config"].get(k), asdict(cfg).get(k)) for k in RESUME_KEYS
+                  if state["config"].get(k) != asdict(cfg).get(k)}
+    if mismatched:
+        raise TrainingError(f"cannot resume from {checkpoint}: options changed (was, now): {mismatched}")
+    predictor.load_state_dict(load_predictor(checkpoint).state_dict())
+    optimizer.load_state_dict(state["optimizer"])
+    _set_rng_state(state["rng"])
+    LOG.info("resuming from %s at step %d", checkpoint, state["step"])
+    return int(state["step"])
+
+
+def finish(out: Path, cfg: TrainConfig, encoder: nn.Module, predictor: ACPredictor,
+           optimizer: torch.optim.Optimizer, metadata: dict, total: int, final_loss: float) -> None:
+    """Write the final checkpoint (encoder + predictor), its training state and the loss-curve plot."""
+    save_checkpoint(out, encoder=encoder if cfg.save_encoder else None, predictor=predictor.eval(),
+                    metadata={**metadata, "step": total, "final_loss": final_loss})
+    save_training_checkpoint(out, total, total, predictor, optimizer, cfg, metadata)
+    plot_loss_curve(_read_metrics(out / METRICS_FILE, total), out / CURVE_FILE)
+    LOG.info("trained %d steps; final loss %.5f; checkpoint in %s", total, final_loss, out)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
+    """Run (or resume) training as configured; returns the summary. Works alone or under torchrun."""
+    device = pick_device(cfg.device)
+    ranks = setup_distributed(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if cfg.batch_size % ranks.world:
+        raise TrainingError(f"batch_size {cfg.batch_size} is not divisible by the {ranks.world} ranks")
+    out = Path(cfg.out)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+
+    encoder = load_encoder(cfg.encoder, **{"output_layer_norm": True, **cfg.encoder_overrides}).to(device)
+    encoder.requires_grad_(False)
+    data, skipped = prepare_data(cfg, encoder, ranks)
+    total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * len(data) / cfg.batch_size))
+    grid = encoder.config.grid_size
+    predictor = build_predictor(cfg, encoder.embed_dim, grid, cfg.clip_len, data.action_space, data.state_space)
+    predictor.to(device).train()
+    optimizer = make_optimizer(predictor, cfg)
+
+    checkpoint = latest_checkpoint(out) if resume else None
+    start = restore(checkpoint, cfg, predictor, optimizer) if checkpoint is not None else 0
+    if resume and checkpoint is None:
+        LOG.info("no checkpoint in %s; starting from scratch", out / CHECKPOINTS)
+
+    model: nn.Module = PredictorLoss(predictor, cfg.rollout_steps)
+    if ranks.world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=predictor.config.extrinsics_dim is not None)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+    metadata = {"training": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
+                "encoder_source": cfg.encoder, "encoder_id": encoder.model_id, "feature_layer_norm": True,
+                "state_names": list(data.state_names), "clips": len(data), "total_steps": total}
+
+    rows = _read_metrics(out / METRICS_FILE, start) if ranks.main else []
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = open(out / METRICS_FILE, "a") if ranks.main else None
+    share = cfg.batch_size // ranks.world
+    bar = tqdm(total=total, initial=start, disable=not (ranks.main and cfg.progress), desc="train", unit="step")
+    t0 = time.monotonic()
+    losses = [r["loss"] for r in rows]
+    try:
+        for step in range(start, total):
+            lr = learning_rate(cfg, step, total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            indices = batch_indices(step, cfg.batch_size, len(data), cfg.seed)
+            feats, actions, states = (t.to(device) for t in data.batch(indices[ranks.rank * share:
+                                                                                (ranks.rank + 1) * share]))
+            with autocast:
+                loss, tf_loss, ar_loss = model(feats, actions, states)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(predictor.parameters(), cfg.clip_grad)
+            optimizer.step()
+            logged = torch.stack([loss.detach().float(), tf_loss.float(), ar_loss.float()])
+            if ranks.world > 1:
+                dist.all_reduce(logged)
+                logged /= ranks.world
+            row = {"step": step + 1, "loss": logged[0].item(), "loss_tf": logged[1].item(),
+                   "loss_rollout": logged[2].item(), "lr": lr, "grad_norm": float(grad_norm),
+                   "epoch": (step + 1) * cfg.batch_size / len(data), "time_s": time.monotonic() - t0}
+            losses.append(row["loss"])
+            if ranks.main:
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
+                    save_training_checkpoint(out, step + 1, total, predictor, optimizer, cfg, metadata)
+            if not math.isfinite(row["loss"]):
+                raise TrainingError(f"loss became {row['loss']} at step {step + 1}; lower --lr")
+    finally:
+        bar.close()
+        if metrics is not None:
+            metrics.close()
+    if ranks.main:
+        finish(out, cfg, encoder, predictor, optimizer, metadata, total, losses[-1] if losses else float("nan"))
+    ranks.barrier()
+    return TrainResult(out=out, steps=total, final_loss=losses[-1] if losses else float("nan"), losses=losses,
+                       episodes=len(data.states), skipped=skipped, clips=len(data))
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `jepa train`."""
+    parser.add_argument("data", nargs="+", help="MCAP files, rosbag2 bags or directories of them")
+    parser.add_argument("--out", required=True, help="output directory (checkpoint, metrics, plots)")
+    parser.add_argument("--encoder", default="tiny", help="frozen encoder: preset, checkpoint dir, .pt or HF id")
+    parser.add_argument("--predictor", default="tiny", help="predictor preset when training from scratch")
+    parser.add_argument("--init", default=None, help="start from this predictor (official .pt or our checkpoint)")
+    parser.add_argument("--encoder-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="EncoderConfig field for the encoder, e.g. crop_size=32 (repeatable)")
+    parser.add_argument("--predictor-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="PredictorConfig field for a new predictor, e.g. depth=4 (repeatable)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None, help="optimizer steps (global batches)")
+    length.add_argument("--epochs", type=float, default=None, help="passes over the clips (default 10)")
+    parser.add_argument("--batch-size", type=int, default=16, help="global batch, split across ranks")
+    parser.add_argument("--lr", type=float, default=4.25e-4, help="peak learning rate")
+    parser.add_argument("--start-lr", type=float, default=7.5e-5, help="learning rate at the start of warm-up")
+    parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
+    parser.add_argument("--decay", type=float, default=0.3, help="final linear-decay fraction of the steps")
+    parser.add_argument("--weight-decay", type=float, default=0.04)
+    parser.add_argument("--clip-grad", type=float, default=1.0, help="gradient-norm clipping threshold")
+    parser.add_argument("--clip-len", type=int, default=4, help="frames per training clip")
+    parser.add_argument("--fps", type=float, default=None, help="resample frames to this rate (default: as recorded)")
+    parser.add_argument("--rollout-steps", type=int, default=2, help="autoregressive steps in the loss")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/jepa_ros/features)")
+    parser.add_argument("--camera-topic", default=None)
+    parser.add_argument("--state-kind", default="auto", choices=("auto", "ee_xyz", "ee_pose", "joints"))
+    parser.add_argument("--state-topic", default=None)
+    parser.add_argument("--max-state-gap", type=float, default=0.25,
+                        help="drop frames without state samples this close (s) on both sides")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--no-save-encoder", action="store_true", help="leave the encoder out of the checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_overrides(items: list[str], option: str) -> dict[str, Any]:
+    """["key=value", ...] -> {key: value}; values are read as JSON when they parse (numbers, booleans, lists)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise TrainingError(f"{option} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig from parsed `jepa train` options."""
+    epochs = None if args.steps is not None else (args.epochs if args.epochs is not None else 10.0)
+    return TrainConfig(data=[str(p) for p in args.data], out=str(args.out), encoder=args.encoder,
+                       predictor=args.predictor, init=args.init, steps=args.steps,
+                       encoder_overrides=parse_overrides(args.encoder_override, "--encoder-override"),
+                       predictor_overrides=parse_overrides(args.predictor_override, "--predictor-override"),
+                       epochs=epochs, batch_size=args.batch_size, lr=args.lr,
+                       start_lr=args.start_lr, warmup=args.warmup, decay=args.decay,
+                       weight_decay=args.weight_decay, clip_grad=args.clip_grad, clip_len=args.clip_len,
+                       fps=args.fps, rollout_steps=args.rollout_steps, seed=args.seed,
+                       checkpoint_every=args.checkpoint_every, cache_dir=args.cache_dir,
+                       camera_topic=args.camera_topic, state_kind=args.state_kind, state_topic=args.state_topic,
+                       max_state_gap=args.max_state_gap, save_encoder=not args.no_save_encoder,
+                       progress=not args.no_progress, device=args.device)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `jepa train`."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = train(config_from_args(args), resume=args.resume)
+    except (TrainingError, FileNotFoundError) as exc:
+        LOG.error("%s", exc)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({"out": str(result.out), "steps": result.steps, "final_loss": result.final_loss,
+                          "episodes": result.episodes, "skipped": result.skipped, "clips": result.clips}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m jepa_world_model.train", description=__doc__)
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))
