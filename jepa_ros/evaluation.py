@@ -40,13 +40,15 @@ def sample_targets(episodes: int, seed: int) -> np.ndarray:
 def summarise(results: list, task: str = "reach", **extra) -> dict:
     """The JSON summary of a list of EpisodeResult."""
     successes = sum(r.success for r in results)
+    reached = [r.steps_to_reach for r in results if r.success and r.steps_to_reach is not None]
     plan_ms = [ms for r in results for ms in r.plan_ms]
     return {
         "task": task,
         "episodes": len(results),
         "successes": successes,
         "success_rate": successes / len(results) if results else 0.0,
-        "median_steps": statistics.median([r.steps for r in results]) if results else 0,
+        # steps until the end effector was first observed within the success radius (successful episodes)
+        "median_steps": statistics.median(reached) if reached else None,
         "median_plan_ms": statistics.median(plan_ms) if plan_ms else None,
         "median_final_distance": statistics.median([r.final_distance for r in results]) if results else None,
         "success_radius_m": SUCCESS_RADIUS,

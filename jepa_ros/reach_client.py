@@ -32,6 +32,7 @@ class EpisodeResult:
     reason: str
     steps: int
     final_distance: float
+    steps_to_reach: int | None = None
     distances: list[float] = field(default_factory=list)
     energies: list[float] = field(default_factory=list)
     plan_ms: list[float] = field(default_factory=list)
@@ -129,11 +130,16 @@ class ReachClient:
         if not self._reach.wait_for_server(timeout_sec=timeout):
             raise TimeoutError("action /jepa/reach_goal is not available")
 
-    def arm(self, armed: bool = True) -> None:
-        """Arm (or disarm) the controller."""
-        response = self._call(self._arm, SetBool.Request(data=armed), 10.0)
-        if not response.success:
-            raise RuntimeError(f"controller refused to {'arm' if armed else 'disarm'}: {response.message}")
+    def arm(self, armed: bool = True, timeout: float = 10.0) -> None:
+        """Arm (or disarm) the controller, retrying while it refuses (e.g. no fresh state yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self._call(self._arm, SetBool.Request(data=armed), 10.0)
+            if response.success:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"controller refused to {'arm' if armed else 'disarm'}: {response.message}")
+            time.sleep(0.2)
 
     def reset_sim(self) -> None:
         """Send the simulated arm to its home pose and wait for it to settle."""
@@ -159,11 +165,13 @@ class ReachClient:
         return self.goal_image
 
     # --- episodes ------------------------------------------------------------------------------------------
-    def run_episode(self, target: np.ndarray, budget: int, tolerance: float = 0.0, timeout: float | None = None,
+    def run_episode(self, target: np.ndarray, budget: int, tolerance: float = 1e-6, timeout: float | None = None,
                     alive=lambda: True, on_step=None) -> EpisodeResult:
         """Reach `target` (m, base frame) from the current pose within `budget` control steps.
 
-        Success means the end effector ends within `success_radius` of the target. `alive()` is polled so a dead
+        Success means the end effector ends within `success_radius` of the target. The default energy `tolerance`
+        is tiny so the planner keeps refining until the budget is spent; `steps_to_reach` records the first step
+        at which the observed end effector was within the radius. `alive()` is polled so a dead
         peer ends the episode with a reason instead of a hang; `timeout` bounds the whole episode. `on_step(step,
         energy, distance, plan_ms)` is called for every control step.
         """
@@ -206,8 +214,10 @@ class ReachClient:
 
     def _ended(self, target, reason, distances, energies, plan_ms, started, fault: bool) -> EpisodeResult:
         final = self.distance_to(target)
+        within = [i + 1 for i, d in enumerate(distances) if d <= self.success_radius]
         return EpisodeResult(target=[float(v) for v in target], success=not fault and final <= self.success_radius,
-                             reason=reason, steps=len(energies), final_distance=final, distances=distances,
+                             reason=reason, steps=len(energies), final_distance=final,
+                             steps_to_reach=within[0] if within else None, distances=distances,
                              energies=energies, plan_ms=plan_ms, duration_s=time.monotonic() - started)
 
     def close(self) -> None:
