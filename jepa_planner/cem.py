@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -24,7 +24,13 @@ class PlannerInputError(ValueError):
 
 @runtime_checkable
 class DynamicsModel(Protocol):
-    """What the planner needs from a world model (ACPredictor satisfies it)."""
+    """What the planner needs from a world model (ACPredictor satisfies it).
+
+    Optionally a model also has ``prepare_context(context, state)`` returning an object with ``rollout(actions)``
+    (same result as ``rollout(context, state, actions)``) and ``preferred_batch`` (int or None, the sequences
+    per call it runs fastest with): the planner then calls it once per plan, so work that does not depend on
+    the sampled actions is done once (`ACPredictor.prepare_context`).
+    """
 
     max_horizon: int
 
@@ -43,7 +49,10 @@ class CEMConfig:
     re-evaluated (None: half the elites). `noise_beta` > 0 samples noise correlated over the horizon with power
     spectrum 1/f^beta (0 white, 1 pink, 2 brown; needs horizon >= 4 to matter). Early exit: stop when the best
     energy improved by no more than `early_stop_rtol` (relative) for `early_stop_patience` consecutive
-    iterations (0 disables). `energy_mode` "final" ranks by the last step's energy, "all" by the mean over
+    iterations (0 disables). The default (two iterations below 0.5 %) was measured on 40 planning problems of
+    the `jepa bench planner` kind at 800 x 10: 4.05 iterations on average instead of 10 (5.0 with the earlier
+    0.1 %), median final energy within 0.01 % of running all 10 and no extra problem more than 0.5 % worse;
+    one stalled iteration alone is not enough (small populations often stall once, then improve a lot). `energy_mode` "final" ranks by the last step's energy, "all" by the mean over
     steps. `include_mean` makes the current sampling mean (the warm start in the first iteration) one of the
     evaluated samples and evaluates the final mean after the last iteration, so the returned plan is never worse
     than the distribution's mean. `rollout_batch` caps the sequences per model call to bound memory (None: the
@@ -67,7 +76,7 @@ class CEMConfig:
     seed: int = 0
     energy_mode: str = "final"
     early_stop_patience: int = 2
-    early_stop_rtol: float = 1e-3
+    early_stop_rtol: float = 5e-3
     keep_elites: int | None = None
     noise_beta: float = 0.0
     include_mean: bool = True
@@ -177,6 +186,14 @@ def coloured_noise(n: int, horizon: int, action_dim: int, beta: float, generator
     return torch.fft.irfft(spectrum, n=horizon, dim=-1).div_(sigma).transpose(1, 2)
 
 
+@dataclass(frozen=True)
+class _BoundRollout:
+    """A rollout with its context bound: `fn(actions (B,H,A)) -> (B,H,N,D)`, and the batch it prefers."""
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    preferred_batch: int | None
+
+
 @dataclass
 class _Workspace:
     """Buffers reused across `plan` calls for one (device, N, D)."""
@@ -234,7 +251,7 @@ class CEMPlanner:
         self._check_inputs(context, state, goal, warm_start)
         with torch.inference_mode():
             ws = self._workspace(context)
-            outcome = self._run(ws, context, state, goal, warm_start)
+            outcome = self._run(ws, self._bind_rollout(context, state), goal, warm_start)
         return self._result(ws, goal, *outcome, t0)
 
     # -- internals ---------------------------------------------------------------------------------------
@@ -300,7 +317,15 @@ class CEMPlanner:
         b, h = pred.shape[:2]
         return self.energy(pred.reshape(b * h, *pred.shape[2:]), goal).view(b, h).mean(dim=1)
 
-    def _run(self, ws: _Workspace, context: torch.Tensor, state: torch.Tensor, goal: torch.Tensor,
+    def _bind_rollout(self, context: torch.Tensor, state: torch.Tensor) -> _BoundRollout:
+        """The model's rollout from this context: prepared once when the model supports it."""
+        prepare = getattr(self.model, "prepare_context", None)
+        if callable(prepare):
+            prepared = prepare(context, state)
+            return _BoundRollout(prepared.rollout, getattr(prepared, "preferred_batch", None))
+        return _BoundRollout(lambda actions: self.model.rollout(context, state, actions), None)
+
+    def _run(self, ws: _Workspace, rollout: _BoundRollout, goal: torch.Tensor,
              warm_start: torch.Tensor | None) -> tuple[float, int, str]:
         """The CEM loop. Returns (best energy, iterations run, failure reason or "")."""
         cfg = self.config
@@ -322,7 +347,7 @@ class CEMPlanner:
                 new[0].copy_(mean)
             cons.apply_(new)
             previous = best
-            best = self._evaluate(ws, context, state, goal, new, ws.energies[:n_new], best)
+            best = self._evaluate(ws, rollout, goal, new, ws.energies[:n_new], best)
             values, index = torch.topk(ws.energies, cfg.elites, largest=False, sorted=True)
             n_finite = int(torch.isfinite(values).sum())
             if n_finite == 0:
@@ -339,19 +364,21 @@ class CEMPlanner:
                 break
         if cfg.include_mean:  # the last refit mean has not been evaluated yet
             candidate = cons.apply_(mean.clone())[None]
-            best = self._evaluate(ws, context, state, goal, candidate, torch.empty(1, device=mean.device), best)
+            best = self._evaluate(ws, rollout, goal, candidate, torch.empty(1, device=mean.device), best)
         return best, it, ""
 
-    def _evaluate(self, ws: _Workspace, context: torch.Tensor, state: torch.Tensor, goal: torch.Tensor,
-                  actions: torch.Tensor, energies: torch.Tensor, best: float) -> float:
-        """Roll out `actions` (n,H,A) in chunks of `rollout_batch`, write ranking energies (non-finite -> +inf)
-        into `energies` (n,), and record any sequence better than `best`. Returns the new best energy."""
+    def _evaluate(self, ws: _Workspace, rollout: _BoundRollout, goal: torch.Tensor, actions: torch.Tensor,
+                  energies: torch.Tensor, best: float) -> float:
+        """Roll out `actions` (n,H,A) in chunks (`rollout_batch`, else the model's preferred batch, else all),
+        write ranking energies (non-finite -> +inf) into `energies` (n,), and record any sequence better than
+        `best`. Returns the new best energy. Scoring each chunk right after its rollout keeps the predictions
+        in cache."""
         n = actions.shape[0]
-        chunk = self.config.rollout_batch or n
-        want = (self.config.horizon, *context.shape[2:])
+        chunk = self.config.rollout_batch or rollout.preferred_batch or n
+        want = (self.config.horizon, *goal.shape)
         for start in range(0, n, chunk):
             part = actions[start:start + chunk]
-            pred = self.model.rollout(context, state, part)
+            pred = rollout.fn(part)
             if not isinstance(pred, torch.Tensor) or tuple(pred.shape) != (part.shape[0], *want):
                 raise PlannerInputError(f"model.rollout returned shape {tuple(getattr(pred, 'shape', ()))}, "
                                         f"expected {(part.shape[0], *want)}")

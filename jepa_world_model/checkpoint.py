@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, ModelNotAvailableError
 
 FORMAT = "jepa_ros/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -29,6 +29,9 @@ PARTS = ("encoder", "predictor")
 _PREFIXES = ("module.", "backbone.")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SAMPLES_PER_TENSOR = 1024
+#: Source name of the model shipped with the package (trained on the built-in simulation) and its directory.
+DEFAULT_SOURCE = "default"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "sim_reach"
 
 
 def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -194,6 +197,16 @@ def is_hf_dir(path: str | os.PathLike) -> bool:
         return json.loads(cfg.read_text()).get("model_type") == "vjepa2"
     except (json.JSONDecodeError, AttributeError):
         return False
+
+
+def resolve_source(source: str | os.PathLike) -> str | os.PathLike:
+    """``"default"`` -> the shipped checkpoint directory (``DEFAULT_MODEL_DIR``); any other source unchanged."""
+    if os.fspath(source) != DEFAULT_SOURCE:
+        return source
+    if not is_checkpoint_dir(DEFAULT_MODEL_DIR):
+        raise ModelNotAvailableError(f"the default model is missing from {DEFAULT_MODEL_DIR}; "
+                                     f"create it with scripts/make_default_model.sh")
+    return DEFAULT_MODEL_DIR
 
 
 def classify_source(source: str | os.PathLike, presets: Iterable[str]) -> str:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import (FingerprintCache, build_module, checkpoint_part, classify_source, load_strictly,
-                         official_part)
+                         official_part, resolve_source)
 from .config import FEATURE_NORM_EPS, EncoderConfig
 from .errors import CheckpointError, ConfigError, InputError
 from .preprocessing import preprocess
@@ -128,14 +128,15 @@ def infer_encoder_config(state_dict: dict[str, torch.Tensor], overrides: dict[st
 def load_encoder(source: str | os.PathLike, **overrides: Any) -> Encoder:
     """Build an :class:`Encoder` from ``source`` and put it in eval mode.
 
-    ``source``: a preset name (random weights, seeded by ``seed=`` (default 0)), our checkpoint directory, an
-    official ``.pt`` file (entry ``encoder``, else ``target_encoder``; pick another with ``checkpoint_key=``; an
-    unused ``pos_embed`` is dropped),
-    a local Hugging Face directory or hub id. ``overrides`` are :class:`EncoderConfig` fields (e.g.
-    ``output_layer_norm=True``, ``resize_mode="if_needed"``, ``num_heads`` / ``crop_size`` for official files).
+    ``source``: a preset name (random weights, seeded by ``seed=`` (default 0)), "default" (the shipped sim model),
+    our checkpoint directory, an official ``.pt`` file (entry ``encoder``, else ``target_encoder``; pick another
+    with ``checkpoint_key=``; an unused ``pos_embed`` is dropped), a local Hugging Face directory or hub id.
+    ``overrides`` are :class:`EncoderConfig` fields (e.g. ``output_layer_norm=True``, ``resize_mode="if_needed"``,
+    ``num_heads`` / ``crop_size`` for official files).
     """
     seed = overrides.pop("seed", 0)
     checkpoint_key = overrides.pop("checkpoint_key", None)
+    source = resolve_source(source)
     kind = classify_source(source, ENCODER_PRESETS)
     if kind == "preset":
         config = encoder_preset(os.fspath(source)).replace(**overrides)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import (FingerprintCache, build_module, checkpoint_part, classify_source, load_strictly,
-                         official_part, read_checkpoint_config)
+                         official_part, read_checkpoint_config, resolve_source)
 from .config import FEATURE_NORM_EPS, ActionSpace, PredictorConfig, StateSpace
 from .errors import CheckpointError, ConfigError, InputError
 from .presets import PREDICTOR_PRESETS, predictor_preset
@@ -25,6 +25,7 @@ from .rope import rope_tables
 from .vit import Block
 
 _COND_TOKENS = 2  # action, state
+_CPU_CHUNK_ELEMENTS = 1 << 20  # see ACPredictor._chunk_size
 
 
 def _check_tensor(name: str, x: Any, ndim: int, last: int | None = None) -> torch.Tensor:
@@ -68,10 +69,12 @@ class ACPredictor(nn.Module):
         self.predictor_proj = nn.Linear(width, config.embed_dim)
         #: ``model_id`` of the encoder whose features this predictor was trained on (from the checkpoint).
         self.encoder_id: str | None = None
-        #: Largest number of action sequences one rollout pass processes (None: all); bounds the key/value cache
-        #: memory, about 2 * depth * chunk * tokens * width elements.
+        #: Largest number of action sequences one rollout pass processes; bounds the key/value cache memory, about
+        #: 2 * depth * chunk * tokens * width elements. None: automatic (cache-sized chunks on the CPU, see
+        #: ``_chunk_size``; the whole batch elsewhere).
         self.rollout_chunk_size: int | None = None
         self._fingerprint = FingerprintCache()
+        self._rope_tables: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- descriptive attributes -------------------------------------------------------------------------------
     @property
@@ -106,6 +109,14 @@ class ACPredictor(nn.Module):
         return ((x.to(torch.float32) - mean) / std).to(self.predictor_embed.weight.dtype)
 
     def _rope(self, start: int, steps: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos/sin tables of time steps ``start .. start+steps-1`` (computed once per layout and device)."""
+        key = (start, steps, str(device))
+        if key not in self._rope_tables:
+            with torch.inference_mode(False):  # normal tensors: training may use them after a rollout did
+                self._rope_tables[key] = self._rope_uncached(start, steps, device)
+        return self._rope_tables[key]
+
+    def _rope_uncached(self, start: int, steps: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         rows, cols = self.config.grid_size
         per_step = _COND_TOKENS + rows * cols
         patch = torch.arange(rows * cols, device=device)
@@ -191,66 +202,131 @@ class ACPredictor(nn.Module):
         ``config.normalize_rollout`` and fed back; returns those frames, (B, H, N, D).
 
         Keys/values of earlier frames are cached (exact, thanks to block-causal attention): each frame is
-        processed once, and a shared context is processed once for the whole batch (once per chunk when
-        ``rollout_chunk_size`` splits the batch).
+        processed once, and a shared context is processed once per chunk of the batch (see
+        ``rollout_chunk_size``). To roll out many batches from one shared context, :meth:`prepare_context`
+        also shares the work on the last context frame.
         """
+        cfg = self.config
+        features, states, context_actions = self._check_context(features, states, context_actions)
+        actions = self._check_actions(actions, features.shape[1])
+        ctx_batch, ctx_steps = features.shape[:2]
+        batch = actions.shape[0]
+        if ctx_batch not in (1, batch):
+            raise InputError(f"context batch {ctx_batch} must be 1 or match the {batch} action sequences")
+        chunk = self._chunk_size(batch, actions.device)
+        if batch > chunk:
+            parts = []
+            for start in range(0, batch, chunk):
+                pick = slice(start, start + chunk) if ctx_batch > 1 else slice(None)
+                parts.append(self.rollout(features[pick], states[pick], actions[start:start + chunk],
+                                          context_actions[pick]))
+            return torch.cat(parts)
+        horizon = actions.shape[1]
+        past = self._context_past(features, states, context_actions)
+        x = self._tokens(self.predictor_embed(features[:, -1]).unsqueeze(1),
+                         self._normalise(actions[:, :1], cfg.action_space),
+                         self._normalise(states[:, -1:], cfg.state_space))
+        cos, sin = self._rope(ctx_steps - 1, 1, x.device)
+        for i, block in enumerate(self.predictor_blocks):
+            x, kv = block.forward_cached(x, cos, sin, past[i])
+            past[i] = kv if horizon > 1 else None
+        return self._continue_rollout(x, past, states[:, -1], actions, ctx_steps - 1)
+
+    @torch.inference_mode()
+    def prepare_context(self, features: torch.Tensor, states: torch.Tensor,
+                        context_actions: torch.Tensor | None = None) -> "PreparedContext":
+        """Process a shared context (1, C, N, D), states (1, C, S) once for many rollouts: returns a
+        :class:`PreparedContext` whose ``rollout(actions)`` equals ``rollout(features, states, actions,
+        context_actions)`` (to float rounding) but skips everything that does not depend on the actions."""
+        features, states, context_actions = self._check_context(features, states, context_actions)
+        if features.shape[0] != 1:
+            raise InputError(f"prepare_context needs a shared context (batch 1), got batch {features.shape[0]}")
+        return PreparedContext(self, features, states, context_actions)
+
+    # -- rollout internals ------------------------------------------------------------------------------------
+    def _check_context(self, features: Any, states: Any, context_actions: Any
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validate a rollout context and move it to the model's device; fills in default context actions."""
         cfg = self.config
         features = self._check_features("features", features)
         states = _check_tensor("states", states, 3, cfg.state_dim)
-        actions = _check_tensor("actions", actions, 3, cfg.action_dim)
         ctx_batch, ctx_steps = features.shape[:2]
-        batch, horizon = actions.shape[:2]
         if states.shape[:2] != (ctx_batch, ctx_steps):
             raise InputError(f"states {tuple(states.shape)} and features {tuple(features.shape)} disagree on (B, C)")
-        if ctx_batch not in (1, batch):
-            raise InputError(f"context batch {ctx_batch} must be 1 or match the {batch} action sequences")
+        weight = self.predictor_embed.weight
+        features = features.to(weight.device, weight.dtype)
+        states = states.to(weight.device, torch.float32)
+        if context_actions is None or ctx_steps == 1:
+            return features, states, self._context_actions(states)
+        context_actions = _check_tensor("context_actions", context_actions, 3, cfg.action_dim)
+        if context_actions.shape[:2] != (ctx_batch, ctx_steps - 1):
+            raise InputError(f"context_actions must be ({ctx_batch}, {ctx_steps - 1}, {cfg.action_dim}), got "
+                             f"{tuple(context_actions.shape)}")
+        return features, states, context_actions.to(weight.device, torch.float32)
+
+    def _check_actions(self, actions: Any, ctx_steps: int) -> torch.Tensor:
+        cfg = self.config
+        actions = _check_tensor("actions", actions, 3, cfg.action_dim)
+        horizon = actions.shape[1]
         if ctx_steps + horizon - 1 > cfg.max_steps:
             raise InputError(f"horizon {horizon} with {ctx_steps} context frame(s) needs {ctx_steps + horizon - 1} "
                              f"time steps; the predictor supports max_steps={cfg.max_steps} "
                              f"(max_horizon={self.max_horizon} from one context frame)")
-        chunk = self.rollout_chunk_size
-        if chunk is not None and batch > chunk:
-            parts = []
-            for start in range(0, batch, chunk):
-                pick = slice(start, start + chunk) if ctx_batch > 1 else slice(None)
-                sub_ctx = None if context_actions is None or ctx_steps == 1 else context_actions[pick]
-                parts.append(self.rollout(features[pick], states[pick], actions[start:start + chunk], sub_ctx))
-            return torch.cat(parts)
-        weight = self.predictor_embed.weight
-        device, dtype = weight.device, weight.dtype
-        features = features.to(device, dtype)
-        states = states.to(device, torch.float32)
-        actions = actions.to(device, torch.float32)
-        if context_actions is None:
-            context_actions = self._context_actions(states)
-        elif ctx_steps > 1:
-            context_actions = _check_tensor("context_actions", context_actions, 3, cfg.action_dim)
-            if context_actions.shape[:2] != (ctx_batch, ctx_steps - 1):
-                raise InputError(f"context_actions must be ({ctx_batch}, {ctx_steps - 1}, {cfg.action_dim}), got "
-                                 f"{tuple(context_actions.shape)}")
-            context_actions = context_actions.to(device, torch.float32)
+        return actions.to(self.predictor_embed.weight.device, torch.float32)
 
-        past: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * cfg.depth
-        if ctx_steps > 1:
-            x = self._tokens(self.predictor_embed(features[:, :-1]),
-                             self._normalise(context_actions, cfg.action_space),
-                             self._normalise(states[:, :-1], cfg.state_space))
-            cos, sin = self._rope(0, ctx_steps - 1, device)
-            mask = block_causal_mask(ctx_steps - 1, _COND_TOKENS + cfg.tokens_per_frame, device)
-            for i, block in enumerate(self.predictor_blocks):
-                x, past[i] = block.forward_cached(x, cos, sin, None, mask)
+    def _chunk_size(self, batch: int, device: torch.device) -> int:
+        """Sequences per rollout pass (see :meth:`_preferred_batch`)."""
+        return self._preferred_batch(device) or batch
 
-        out = torch.empty(batch, horizon, cfg.tokens_per_frame, cfg.embed_dim, device=device, dtype=dtype)
-        frame, state = features[:, -1], states[:, -1]
+    def _preferred_batch(self, device: torch.device) -> int | None:
+        """``rollout_chunk_size``, or when that is None: with a single CPU thread as many sequences as keep one
+        pass's largest activation within ``_CPU_CHUNK_ELEMENTS`` (elementwise work on cache-resident chunks is
+        several times faster than streaming it through memory); otherwise None (any batch at once). Several
+        CPU threads are left whole batches: every op is a fork/join, and on a shared, busy machine the many small
+        ops of chunked passes made rollouts several times slower."""
+        if self.rollout_chunk_size is not None:
+            return self.rollout_chunk_size
+        if device.type != "cpu" or torch.get_num_threads() > 1:
+            return None
+        cfg = self.config
+        per_sequence = (_COND_TOKENS + cfg.tokens_per_frame) * max(cfg.mlp_hidden, 3 * cfg.width)
+        return max(1, _CPU_CHUNK_ELEMENTS // per_sequence)
+
+    def _context_past(self, features: torch.Tensor, states: torch.Tensor, context_actions: torch.Tensor
+                      ) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """Per-layer keys/values of the context frames before the last one (None for a one-frame context)."""
+        cfg = self.config
+        steps = features.shape[1] - 1
+        if steps == 0:
+            return [None] * cfg.depth
+        x = self._tokens(self.predictor_embed(features[:, :-1]), self._normalise(context_actions, cfg.action_space),
+                         self._normalise(states[:, :-1], cfg.state_space))
+        cos, sin = self._rope(0, steps, x.device)
+        mask = block_causal_mask(steps, _COND_TOKENS + cfg.tokens_per_frame, x.device)
+        past: list[tuple[torch.Tensor, torch.Tensor] | None] = []
+        for block in self.predictor_blocks:
+            x, kv = block.forward_cached(x, cos, sin, None, mask)
+            past.append(kv)
+        return past
+
+    def _continue_rollout(self, x: torch.Tensor, past: list[tuple[torch.Tensor, torch.Tensor] | None],
+                          state: torch.Tensor, actions: torch.Tensor, start: int) -> torch.Tensor:
+        """Predictions (B, H, N, D) from the blocks' output ``x`` (B, 2+N, W) on the first rollout step (time
+        ``start``, state ``state`` (B|1, S)) and every layer's keys/values up to that step (used when H > 1)."""
+        cfg = self.config
+        batch, horizon = actions.shape[:2]
+        out = torch.empty(batch, horizon, cfg.tokens_per_frame, cfg.embed_dim, device=x.device,
+                          dtype=self.predictor_embed.weight.dtype)
         for step in range(horizon):
-            x = self._tokens(self.predictor_embed(frame).unsqueeze(1),
-                             self._normalise(actions[:, step:step + 1], cfg.action_space),
-                             self._normalise(state.unsqueeze(1), cfg.state_space))
-            cos, sin = self._rope(ctx_steps - 1 + step, 1, device)
             keep = step < horizon - 1
-            for i, block in enumerate(self.predictor_blocks):
-                x, kv = block.forward_cached(x, cos, sin, past[i])
-                past[i] = kv if keep else None
+            if step:
+                x = self._tokens(self.predictor_embed(frame).unsqueeze(1),
+                                 self._normalise(actions[:, step:step + 1], cfg.action_space),
+                                 self._normalise(state.unsqueeze(1), cfg.state_space))
+                cos, sin = self._rope(start + step, 1, x.device)
+                for i, block in enumerate(self.predictor_blocks):
+                    x, kv = block.forward_cached(x, cos, sin, past[i])
+                    past[i] = kv if keep else None
             pred = self._readout(x)[:, 0]
             if cfg.normalize_rollout:
                 pred = F.layer_norm(pred, (cfg.embed_dim,), eps=FEATURE_NORM_EPS)
@@ -259,6 +335,60 @@ class ACPredictor(nn.Module):
                 frame = pred
                 state = self._next_state(state.expand(batch, -1), actions[:, step])
         return out
+
+
+class PreparedContext:
+    """A shared rollout context with the work that does not depend on the actions done once (built by
+    :meth:`ACPredictor.prepare_context`; the predictor's weights must not change while it is used).
+
+    Besides the cached keys/values of earlier context frames, the first rollout step's tokens [action, state,
+    patches] differ between sequences only in the action token, so the first block's work on the state and
+    patch tokens (layer norm, projections, rotary positions, their attention among themselves) is shared, and
+    per sequence only the action token's own projections and its attention scores remain (the softmax split
+    in :meth:`Block.forward_split` keeps the result exact). Later blocks and steps run as in ``rollout``.
+    """
+
+    def __init__(self, predictor: ACPredictor, features: torch.Tensor, states: torch.Tensor,
+                 context_actions: torch.Tensor) -> None:
+        cfg = predictor.config
+        self.predictor = predictor
+        self.context_steps = features.shape[1]
+        self._state = states[:, -1]
+        self._past = predictor._context_past(features, states, context_actions)
+        shared = torch.cat([predictor.state_encoder(predictor._normalise(self._state, cfg.state_space)),
+                            predictor.predictor_embed(features[0, -1])])
+        cos, sin = predictor._rope(self.context_steps - 1, 1, features.device)
+        self._own_tables = cos[:1], sin[:1]
+        self._tables = cos, sin
+        self._first = predictor.predictor_blocks[0].share(shared, cos[1:], sin[1:], self._past[0])
+
+    @property
+    def preferred_batch(self) -> int | None:
+        """Sequences per ``rollout`` call that run fastest (larger batches are split into these; None: any)."""
+        return self.predictor._preferred_batch(self._state.device)
+
+    @torch.inference_mode()
+    def rollout(self, actions: torch.Tensor) -> torch.Tensor:
+        """Predictions (B, H, N, D) for action sequences (B, H, A) in physical units, as
+        ``predictor.rollout(features, states, actions)`` for the prepared context."""
+        predictor = self.predictor
+        actions = predictor._check_actions(actions, self.context_steps)
+        batch, horizon = actions.shape[:2]
+        chunk = predictor._chunk_size(batch, actions.device)
+        if batch > chunk:
+            return torch.cat([self.rollout(actions[start:start + chunk]) for start in range(0, batch, chunk)])
+        blocks = predictor.predictor_blocks
+        own = predictor.action_encoder(predictor._normalise(actions[:, 0], predictor.config.action_space))
+        x, (k, v) = blocks[0].forward_split(self._first, own, *self._own_tables)
+        past: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(blocks)
+        if horizon > 1:
+            shape = (batch, *self._first.k.shape)
+            past[0] = (torch.cat([self._first.k.expand(shape), k], dim=2),
+                       torch.cat([self._first.v.expand(shape), v], dim=2))
+        for i in range(1, len(blocks)):
+            x, kv = blocks[i].forward_cached(x, *self._tables, self._past[i])
+            past[i] = kv if horizon > 1 else None
+        return predictor._continue_rollout(x, past, self._state, actions, self.context_steps - 1)
 
 
 def infer_predictor_config(state_dict: dict[str, torch.Tensor], base: PredictorConfig,
@@ -286,13 +416,14 @@ def infer_predictor_config(state_dict: dict[str, torch.Tensor], base: PredictorC
 def load_predictor(source: str | os.PathLike, **overrides: Any) -> ACPredictor:
     """Build an :class:`ACPredictor` from ``source`` and put it in eval mode.
 
-    ``source``: a preset name ("tiny", "ac_vit_g"; random weights seeded by ``seed=``, default 0), our
-    checkpoint directory, or an official ``.pt`` file (entry ``predictor``, or ``checkpoint_key=``; head count,
-    grid and spaces from ``preset=`` (default "ac_vit_g")). ``overrides`` are :class:`PredictorConfig` fields plus
-    ``action_dim`` / ``state_dim``.
+    ``source``: a preset name ("tiny", "ac_vit_g"; random weights seeded by ``seed=``, default 0), "default" (the
+    shipped sim model), our checkpoint directory, or an official ``.pt`` file (entry ``predictor``, or
+    ``checkpoint_key=``; head count, grid and spaces from ``preset=`` (default "ac_vit_g")). ``overrides`` are
+    :class:`PredictorConfig` fields plus ``action_dim`` / ``state_dim``.
     """
     seed = overrides.pop("seed", 0)
     checkpoint_key = overrides.pop("checkpoint_key", None)
+    source = resolve_source(source)
     preset = overrides.pop("preset", "ac_vit_g")
     kind = classify_source(source, PREDICTOR_PRESETS)
     encoder_id = None

@@ -38,6 +38,22 @@ def test_bench_cli_quick_writes_table_and_json(tmp_path, capsys):
         assert r["speedup"] == r["reference_ms_per_action"] / r["ms_per_action"]
         assert 0 < r["final_energy"] < 1 and 0 < r["reference_final_energy"] < 1
         # Ours evaluates at most samples * iterations sequences plus the final mean; the reference exactly that.
-        assert r["sequences_evaluated"] <= r["samples"] * r["iterations"] + 1
+        assert 0 < r["sequences_evaluated"] <= r["samples"] * r["iterations"] + 1  # prepared rollouts count too
         assert r["reference_sequences_evaluated"] == r["reference_samples"] * r["reference_iterations"]
     assert rows["reference (quick)"]["samples"] == rows["reference (quick)"]["reference_samples"]
+
+
+def test_planning_through_a_prepared_context_matches_the_plain_rollout():
+    model = build_model(ModelSize("tiny", "tiny"), "cpu")
+    context, state, goal = make_problem(model, horizon=2, seed=4, device="cpu")
+
+    class PlainRollout:  # the same model without prepare_context
+        max_horizon = model.max_horizon
+        rollout = staticmethod(model.rollout)
+
+    cfg = CEMConfig(low=[-0.05] * 3, high=[0.05] * 3, samples=48, iterations=3, horizon=2, early_stop_patience=0)
+    prepared = CEMPlanner(model, l1_energy, cfg).plan(context, state, goal)
+    plain = CEMPlanner(PlainRollout(), l1_energy, cfg).plan(context, state, goal)
+    assert abs(prepared.energy - plain.energy) <= 1e-5 * plain.energy
+    torch.testing.assert_close(prepared.actions, plain.actions, atol=1e-6, rtol=0)
+    torch.testing.assert_close(prepared.predictions, plain.predictions, atol=1e-5, rtol=1e-5)

@@ -1,5 +1,7 @@
 """CEM planner on analytic latent dynamics with known optima, bounds, determinism and failure handling."""
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -252,3 +254,51 @@ def test_chunked_rollouts_give_the_same_plan():
     chunked = CEMPlanner(model, raw_l1_energy, CEMConfig(**kw, rollout_batch=30)).plan(context, state, goal)
     assert model.batch_sizes == [30, 30, 30, 10, 30, 30, 30, 6, 30, 30, 30, 6, 1]
     assert torch.equal(whole.actions, chunked.actions) and whole.energy == chunked.energy
+
+
+class PreparingModel(LinearLatentModel):
+    """Offers `prepare_context` (as ACPredictor does): prepared rollouts give the same predictions."""
+
+    def __init__(self, preferred_batch=None, **kw):
+        super().__init__(**kw)
+        self.preferred_batch = preferred_batch
+        self.prepared = 0
+
+    def prepare_context(self, context, state):
+        self.prepared += 1
+        return _Prepared(self, context, state)
+
+
+class _Prepared:
+    def __init__(self, model, context, state):
+        self.model, self.context, self.state = model, context, state
+        self.preferred_batch = model.preferred_batch
+
+    def rollout(self, actions):
+        return self.model.rollout(self.context, self.state, actions)
+
+
+def test_prepared_context_is_used_once_per_plan_with_the_preferred_batch():
+    plain, prepared = LinearLatentModel(), PreparingModel(preferred_batch=40)
+    context, state, goal = _problem(plain, [[0.02, -0.03, 0.01]])
+    cfg = CEMConfig(**BOX, samples=100, iterations=3, keep_elites=4, early_stop_patience=0, seed=3)
+    expected = CEMPlanner(plain, raw_l1_energy, cfg).plan(context, state, goal)
+    planner = CEMPlanner(prepared, raw_l1_energy, cfg)
+    r = planner.plan(context, state, goal)
+    assert prepared.prepared == 1
+    assert prepared.batch_sizes == [40, 40, 20, 40, 40, 16, 40, 40, 16, 1]
+    assert torch.equal(r.actions, expected.actions) and r.energy == expected.energy
+    planner.plan(context, state, goal)
+    assert prepared.prepared == 2
+    # an explicit rollout_batch wins over the model's preference
+    prepared.batch_sizes.clear()
+    CEMPlanner(prepared, raw_l1_energy, CEMConfig(**BOX, samples=100, iterations=1, rollout_batch=60)).plan(
+        context, state, goal)
+    assert prepared.batch_sizes == [60, 40, 1]
+
+
+def test_importing_the_package_does_not_import_torch():
+    code = ("import sys, jepa_planner, jepa_planner.safety; assert 'torch' not in sys.modules; "
+            "from jepa_planner import CEMPlanner, l1_energy; assert 'torch' in sys.modules; "
+            "assert set(jepa_planner.__all__) <= set(dir(jepa_planner))")
+    subprocess.run([sys.executable, "-c", code], check=True)

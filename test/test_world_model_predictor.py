@@ -202,3 +202,58 @@ def test_teacher_forced_forward_trains():
     grads = {name: p.grad for name, p in model.named_parameters()}
     assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
     assert grads["action_encoder.weight"].abs().sum() > 0 and grads["predictor_embed.weight"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("context_frames, horizon", [(1, 1), (1, 3), (3, 1), (3, 2)])
+def test_prepared_context_matches_rollout(predictor, context_frames, horizon):
+    feats, states = _randn(1, context_frames, N, D), _randn(1, context_frames, 3, seed=13, scale=0.2)
+    context_actions = _randn(1, context_frames - 1, 3, seed=14, scale=0.03)
+    prepared = predictor.prepare_context(feats, states, context_actions)
+    for seed in (15, 16):  # one preparation serves many batches
+        actions = _randn(9, horizon, 3, seed=seed, scale=0.03)
+        expected = predictor.rollout(feats, states, actions, context_actions)
+        torch.testing.assert_close(prepared.rollout(actions), expected, atol=1e-5, rtol=1e-5)
+    assert prepared.rollout(actions[:1]).shape == (1, horizon, N, D)
+
+
+def test_prepared_context_chunks_errors_and_bfloat16(predictor):
+    feats, state = _randn(1, 1, N, D), _randn(1, 1, 3, seed=17, scale=0.2)
+    actions = _randn(70, 2, 3, seed=18, scale=0.03)
+    expected = predictor.rollout(feats, state, actions)
+    chunked = load_predictor("tiny")
+    chunked.rollout_chunk_size = 16
+    prepared = chunked.prepare_context(feats, state)
+    assert prepared.preferred_batch == 16
+    torch.testing.assert_close(prepared.rollout(actions), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(InputError, match="shared context"):
+        predictor.prepare_context(feats.expand(2, -1, -1, -1), state.expand(2, -1, -1))
+    with pytest.raises(InputError, match="actions has last dim 5"):
+        prepared.rollout(torch.zeros(4, 1, 5))
+    with pytest.raises(InputError, match="max_steps=8"):
+        prepared.rollout(torch.zeros(4, 9, 3))
+    half = load_predictor("tiny").to(torch.bfloat16)
+    out = half.prepare_context(feats, state).rollout(actions[:8])
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected[:8], atol=0.15, rtol=0.05)
+
+
+def test_single_threaded_cpu_rollouts_run_in_cache_sized_chunks_by_default(predictor):
+    cfg = predictor.config
+    assert predictor.rollout_chunk_size is None and torch.get_num_threads() == 1  # module fixture
+    per_sequence = (2 + cfg.tokens_per_frame) * max(cfg.mlp_hidden, 3 * cfg.width)
+    prepared = predictor.prepare_context(_randn(1, 1, N, D), torch.zeros(1, 1, 3))
+    assert prepared.preferred_batch == (1 << 20) // per_sequence == 62
+    torch.set_num_threads(2)
+    try:
+        assert prepared.preferred_batch is None  # whole batches with several threads
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_rollout_before_training_leaves_forward_differentiable():
+    model = load_predictor("tiny")
+    feats, states = _randn(1, 2, N, D), _randn(1, 2, 3, seed=19)
+    model.rollout(feats, states, torch.zeros(2, 1, 3))  # caches position tables inside inference mode
+    model.train()
+    model(feats[:, :1], torch.zeros(1, 1, 3), states[:, :1]).sum().backward()  # same table layout
+    assert model.predictor_embed.weight.grad is not None
