@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     packages=find_packages(include=["jepa_ros", "jepa_ros.*", "jepa_world_model", "jepa_world_model.*",
                                     "jepa_planner", "jepa_planner.*", "jepa_sim", "jepa_sim.*"]),
-    package_data={"jepa_sim": ["*.xml"], "jepa_ros": ["models/*/*"]},
+    package_data={"jepa_sim": ["*.xml"], "jepa_world_model": ["models/*/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
