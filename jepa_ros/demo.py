@@ -55,13 +55,13 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from jepa_ros.reach_client import ReachClient, image_to_array
-    from jepa_ros.stack import Stack
+    from jepa_ros.stack import Stack, isolate_ros_graph
 
     console = Console()
     args.out.mkdir(parents=True, exist_ok=True)
     targets = sample_targets(args.goals, args.seed)
-    console.print(f"[bold]jepa demo[/]: {args.goals} goal images, {args.budget} steps each; node logs in "
-                  f"{args.out / 'logs'}")
+    console.print(f"[bold]jepa demo[/]: {args.goals} goal images, {args.budget} steps each; "
+                  f"ROS_DOMAIN_ID={isolate_ros_graph()}; node logs in {args.out / 'logs'}")
     episodes: list[dict] = []
     started = time.monotonic()
     rclpy.init()

@@ -65,9 +65,10 @@ def run_episodes(targets: np.ndarray, budget: int, *, encoder: str, predictor: s
     import rclpy
 
     from jepa_ros.reach_client import ReachClient
-    from jepa_ros.stack import Stack
+    from jepa_ros.stack import Stack, isolate_ros_graph
 
     results = []
+    print(f"ROS_DOMAIN_ID={isolate_ros_graph()}; node logs in {log_dir}", flush=True)
     rclpy.init()
     try:
         with Stack(arguments={"encoder": encoder, "predictor": predictor, "device": device},

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -11,6 +12,18 @@ from pathlib import Path
 from jepa_ros.launch_xml import REPO_ROOT, NodeSpec, read_launch_file
 
 SIM_LAUNCH = REPO_ROOT / "launch" / "sim.launch.xml"
+
+
+def isolate_ros_graph() -> str:
+    """Give a stack started by `jepa demo`/`jepa eval` a DDS domain of its own unless the user chose one.
+
+    Two demos (or a demo and a real robot) on one network would otherwise see each other's topics and actions.
+    Returns the domain id in use; set ROS_DOMAIN_ID yourself to watch the stack with other tools.
+    """
+    if "ROS_DOMAIN_ID" not in os.environ:
+        os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(101, 199))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return os.environ["ROS_DOMAIN_ID"]
 
 
 def executable_path(name: str) -> str:
@@ -43,7 +56,8 @@ class Stack:
         """Start one node (or all of them when name is None)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in ([self.specs[name]] if name else self.specs.values()):
-            log = open(self.log_dir / f"{spec.name}.log", "ab")
+            # a fresh log per stack; a restarted node appends to its own
+            log = open(self.log_dir / f"{spec.name}.log", "ab" if spec.name in self.processes else "wb")
             self.processes[spec.name] = subprocess.Popen(self.command(spec), stdout=log, stderr=subprocess.STDOUT,
                                                          env=os.environ.copy(), start_new_session=True)
             log.close()
