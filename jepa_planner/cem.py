@@ -52,11 +52,12 @@ class CEMConfig:
     iterations (0 disables). The default (two iterations below 0.5 %) was measured on 40 planning problems of
     the `jepa bench planner` kind at 800 x 10: 4.05 iterations on average instead of 10 (5.0 with the earlier
     0.1 %), median final energy within 0.01 % of running all 10 and no extra problem more than 0.5 % worse;
-    one stalled iteration alone is not enough (small populations often stall once, then improve a lot). `energy_mode` "final" ranks by the last step's energy, "all" by the mean over
-    steps. `include_mean` makes the current sampling mean (the warm start in the first iteration) one of the
-    evaluated samples and evaluates the final mean after the last iteration, so the returned plan is never worse
-    than the distribution's mean. `rollout_batch` caps the sequences per model call to bound memory (None: the
-    whole population in one call).
+    one stalled iteration alone is not enough (small populations often stall once, then improve a lot).
+    `energy_mode` "final" ranks by the last step's energy, "all" by the mean over steps. `include_mean` makes
+    the current sampling mean (the warm start in the first iteration) one of the evaluated samples and evaluates
+    the final mean after the last iteration, so the returned plan is never worse than the distribution's mean.
+    `rollout_batch` caps the sequences per model call to bound memory (None: the batch the model's prepared
+    context prefers, if any, else the whole population in one call).
     """
 
     low: Sequence[float]

@@ -29,11 +29,11 @@ from jepa_planner.energy import l1_energy
 SUCCESS_RADIUS = 0.02  # m
 DEFAULT_BUDGET = 25  # control steps per episode
 #: CEM settings tuned for the shipped sim model (horizon 1, the predictor's action box is used as bounds).
-REACH_CEM: dict[str, Any] = {"samples": 128, "iterations": 4, "elites": 8, "horizon": 1, "momentum_mean": 0.1,
+REACH_CEM: dict[str, Any] = {"samples": 64, "iterations": 3, "elites": 6, "horizon": 1, "momentum_mean": 0.1,
                              "momentum_std": 0.1, "early_stop_patience": 2, "early_stop_rtol": 1e-3,
                              "return_predictions": False}
 BOX = 0.05  # m, default per-axis action bound when the predictor's action space is wider
-EE_BOX_MARGIN = 0.02  # m
+EE_BOX_MARGIN = 0.0  # m
 
 
 @dataclass

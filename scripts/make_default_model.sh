@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # Rebuild the default world model shipped in jepa_world_model/models/sim_reach/ (load_encoder("default") /
-# load_predictor("default")) with the project's own pipeline:
+# load_predictor("default")) with the project's own pipeline, offline:
 #   1. record random-play episodes of the built-in MuJoCo arm (jepa_world_model.recording.record_sim_episodes):
-#      one set with large steps (up to 4 cm per axis) and one with small steps (up to 1.5 cm) for accuracy near goals;
-#   2. write the frozen encoder (the "tiny" preset, randomly initialised with seed 0, 16 px patches: 16 tokens)
-#      and the predictor architecture to start from as checkpoint directories;
+#      1200 episodes of 20 steps, random end-effector displacements of up to 4 cm (two sets), 1.5 cm and 0.5 cm
+#      per axis, so that the model is accurate for large moves and for the fine ones near a goal;
+#   2. write the frozen encoder (the "tiny" preset, randomly initialised with seed 0, 16 px patches: 16 tokens of
+#      64 features for a 64 px image) and the predictor architecture (width 96, depth 2) as checkpoint directories;
 #   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.train`);
-#   4. copy the result into the package and check it closed-loop (jepa_planner.offline_reach).
-# Usage: scripts/make_default_model.sh [WORK_DIR]   (env: PYTHON, THREADS, SKIP_EVAL=1)
-# Deterministic for a fixed machine and thread count. No network access is needed.
+#   4. copy the result into the package and check it closed-loop (python -m jepa_planner.offline_reach).
+# Usage: scripts/make_default_model.sh [WORK_DIR]          (default WORK_DIR: artifacts/sim_reach_build)
+# Environment: PYTHON (default .venv/bin/python), THREADS (torch threads, default 1: the shipped model was trained
+# with 1; other counts give a numerically different but equivalent model), SKIP_EVAL=1 skips step 4's check.
+# Recorded episodes already in WORK_DIR/data are reused. About 25 min of recording and 30-40 min of training on
+# one free CPU core.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
-WORK="${1:-$ROOT/artifacts/sim_reach_build}"
+WORK="$(mkdir -p "${1:-$ROOT/artifacts/sim_reach_build}" && cd "${1:-$ROOT/artifacts/sim_reach_build}" && pwd)"
 DEST="$ROOT/jepa_world_model/models/sim_reach"
-THREADS="${THREADS:-2}"
-export MUJOCO_GL="${MUJOCO_GL:-osmesa}" OMP_NUM_THREADS="$THREADS"
+THREADS="${THREADS:-1}"
+export MUJOCO_GL="${MUJOCO_GL:-osmesa}" OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
 cd "$ROOT"
-mkdir -p "$WORK"
 start=$(date +%s)
 
 echo "== 1/4 recording random-play episodes into $WORK/data"
@@ -27,7 +30,8 @@ import sys
 from pathlib import Path
 from jepa_world_model.recording import SimRecordingConfig, record_sim_episodes
 out = Path(sys.argv[1])
-for name, episodes, seed, max_step in (("large", 300, 1, 0.04), ("small", 300, 2, 0.015)):
+for name, episodes, seed, max_step in (("large", 300, 1, 0.04), ("large2", 300, 4, 0.04), ("small", 300, 2, 0.015),
+                                       ("tiny", 300, 3, 0.005)):
     if len(list((out / name).glob("episode_*.mcap"))) != episodes:
         record_sim_episodes(out / name, episodes, steps=20, seed=seed, config=SimRecordingConfig(max_step=max_step))
 EOF
@@ -38,14 +42,16 @@ import sys
 from jepa_world_model import load_encoder, load_predictor, save_checkpoint
 work = sys.argv[1]
 save_checkpoint(f"{work}/encoder", encoder=load_encoder("tiny", patch_size=16, seed=0))
-save_checkpoint(f"{work}/predictor_arch", predictor=load_predictor("tiny", grid_size=(4, 4), seed=0))
+save_checkpoint(f"{work}/predictor_arch", predictor=load_predictor("tiny", grid_size=(4, 4), width=96, mlp_hidden=384,
+                                                                   num_heads=4, seed=0))
 EOF
 
 echo "== 3/4 training the predictor"
 rm -rf "$WORK/train"
-"$PY" -m jepa_world_model.train "$WORK/data/large" "$WORK/data/small" --out "$WORK/train" --encoder "$WORK/encoder" \
-    --predictor "$WORK/predictor_arch" --steps 6000 --batch-size 32 --lr 1e-3 --start-lr 1e-4 --warmup 0.03 \
-    --decay 0.3 --clip-len 2 --rollout-steps 1 --cache-dir "$WORK/feature_cache" --device cpu --checkpoint-every 1000 --no-progress
+"$PY" -m jepa_world_model.train "$WORK/data/large" "$WORK/data/large2" "$WORK/data/small" "$WORK/data/tiny" \
+    --out "$WORK/train" --encoder "$WORK/encoder" --predictor "$WORK/predictor_arch" --steps 14000 --batch-size 32 \
+    --lr 1e-3 --start-lr 1e-4 --warmup 0.03 --decay 0.3 --clip-len 2 --rollout-steps 1 \
+    --cache-dir "$WORK/feature_cache" --device cpu --checkpoint-every 2000 --no-progress
 
 echo "== 4/4 installing into $DEST"
 mkdir -p "$DEST"
