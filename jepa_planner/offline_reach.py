@@ -5,8 +5,8 @@ The episode protocol follows `jepa eval`: goal targets come from ``ArmSim.sample
 target, each control step plans from the current camera frame (one context frame, the end-effector position as
 state, warm start = the previous plan shifted by a step) and executes the plan's first action as one
 ``move_ee_by`` control step, shortened like the controller's workspace limit so that the end effector stays in
-``EE_BOX`` (the sim's workspace grown by ``EE_BOX_MARGIN``, where the model has training data). An episode
-succeeds when the end effector ends within ``success_radius`` of the target.
+``workspace_box()`` (the sim's workspace, where the model has training data, grown by ``EE_BOX_MARGIN``). An
+episode succeeds when the end effector ends within ``success_radius`` of the target.
 
 Run ``python -m jepa_planner.offline_reach --episodes 20 --seed 0`` (model "default": the shipped checkpoint).
 """

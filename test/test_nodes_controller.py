@@ -99,8 +99,8 @@ def test_twist_output_executes_each_plan_once(driver, processes):
     assert not any(moving(m) for m in stamped_after(twists.messages, mark))
     assert status[2]["executed_plans"] == "1"
 
-    # Workspace: at the floor of the box (z = 0.04) a downward command is cut, the x motion passes.
-    robot.position = [0.3, 0.0, 0.04]
+    # Workspace: at the floor of the box (z = 0.03 in config/controller.yaml) a downward command is cut, x passes.
+    robot.position = [0.3, 0.0, 0.03]
     time.sleep(0.1)
     mark = driver.now()
     plans.publish(make_plan(driver, [[0.01, 0.0, -0.02]], sequence=5))
