@@ -43,7 +43,7 @@ fi
 if ! fresh cmake-paths "$stamps/requirements"; then
   inc=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   npinc=$("$venv/bin/python" -c 'import numpy; print(numpy.get_include())')
-  grep -rlZ --include='*.cmake' '/opt/python/cp311-cp311' "$venv/share" 2>/dev/null | xargs -0 -r sed -i \
+  { grep -rlZ --include='*.cmake' '/opt/python/cp311-cp311' "$venv/share" 2>/dev/null || true; } | xargs -0 -r sed -i \
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$npinc#g" \
     -e "s#/opt/python/cp311-cp311/include/python3.11#$inc#g"
   touch "$stamps/cmake-paths"
