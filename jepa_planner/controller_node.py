@@ -30,11 +30,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from jepa_msgs.msg import Plan
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
@@ -45,7 +42,7 @@ from jepa_planner.command_adapters import (OUTPUTS, ActionMappingError, JointTra
                                            joint_displacement)
 from jepa_planner.safety import BoxLimit, EStop, SafetyFilter, Watchdog
 from jepa_ros.msg_validation import MessageValidationError, plan_actions
-from jepa_ros.ros_util import ERROR, OK, WARN, Diagnostics, declare, latched_qos, reliable_qos, stamp_seconds
+from jepa_ros.ros_util import ERROR, OK, WARN, Diagnostics, declare, latched_qos, reliable_qos, run_node, stamp_seconds
 
 MODES = ("step", "continuous")
 SIM_JOINTS = ["base_yaw", "shoulder_pitch", "elbow_pitch"]
@@ -379,21 +376,7 @@ class ControllerNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the controller until shutdown; returns a process exit code (2: bad parameters)."""
-    rclpy.init(args=args)
-    try:
-        node = ControllerNode()
-    except (ValueError, ParameterException) as exc:
-        rclpy.logging.get_logger("controller_node").fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ControllerNode, "controller_node", args)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import rclpy
 import torch
 from jepa_msgs.action import ReachGoal
 from jepa_msgs.msg import Embedding, Plan, Prediction
@@ -40,8 +39,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -51,7 +49,7 @@ from jepa_planner.cem import CEMConfig, CEMConfigError, CEMPlanner, PlanResult, 
 from jepa_planner.energy import l1_energy
 from jepa_planner.goals import GoalSequence
 from jepa_ros.msg_validation import MessageValidationError, embedding_array, embedding_state, fill_embedding, fill_plan
-from jepa_ros.ros_util import ERROR, OK, WARN, Diagnostics, declare, reliable_qos
+from jepa_ros.ros_util import ERROR, OK, WARN, Diagnostics, declare, reliable_qos, run_node
 from jepa_world_model import load_encoder, load_predictor
 from jepa_world_model.errors import WorldModelError
 from jepa_world_model.image_encoding import CROP_MODES, image_to_rgb, prepare_image
@@ -692,24 +690,8 @@ class PlannerNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the planner until shutdown; returns a process exit code (2: bad parameters or models)."""
-    rclpy.init(args=args)
-    try:
-        node = PlannerNode()
-    except (ValueError, ParameterException) as exc:
-        rclpy.logging.get_logger("planner_node").fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PlannerNode, "planner_node", args,
+                    make_executor=lambda: MultiThreadedExecutor(num_threads=EXECUTOR_THREADS))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Small ROS 2 helpers shared by the nodes: QoS profiles, declared parameters, stamps and /diagnostics."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
@@ -43,6 +46,30 @@ def declare(node: Node, name: str, default: Any, description: str, *, low: float
             descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
                                                                   step=0.0)]
     return node.declare_parameter(name, default, descriptor).value
+
+
+def run_node(make_node: Callable[[], Node], name: str, args: Sequence[str] | None = None, *,
+             make_executor: Callable[[], Executor] = SingleThreadedExecutor,
+             startup_errors: tuple[type[BaseException], ...] = (ValueError, ParameterException)) -> int:
+    """Init rclpy, build the node, spin until Ctrl-C/SIGTERM, clean up; exit code 0, or 2 if it cannot start."""
+    rclpy.init(args=args)
+    try:
+        node = make_node()
+    except startup_errors as exc:
+        rclpy.logging.get_logger(name).fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        return 2
+    executor = make_executor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
 
 
 def stamp_seconds(stamp) -> float:

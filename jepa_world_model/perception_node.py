@@ -20,17 +20,15 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from jepa_msgs.msg import Embedding
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from transforms3d.euler import quat2euler
 
 from jepa_ros.msg_validation import fill_embedding
-from jepa_ros.ros_util import OK, WARN, Diagnostics, declare, reliable_qos, sensor_qos, stamp_seconds
+from jepa_ros.ros_util import OK, WARN, Diagnostics, declare, reliable_qos, run_node, sensor_qos, stamp_seconds
 from jepa_world_model.image_encoding import (CROP_MODES, DEFAULT_MAX_PIXELS, ImageEncodingError, compressed_to_rgb,
                                              image_to_rgb, prepare_image)
 
@@ -252,21 +250,8 @@ class PerceptionNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the perception node until shutdown; returns a process exit code (2: cannot start)."""
-    rclpy.init(args=args)
-    try:
-        node = PerceptionNode()
-    except (ValueError, ParameterException, OSError) as exc:
-        rclpy.logging.get_logger("perception_node").fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PerceptionNode, "perception_node", args,
+                    startup_errors=(ValueError, ParameterException, OSError))
 
 
 if __name__ == "__main__":
