@@ -11,7 +11,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from jepa_msgs.action import ReachGoal
 from jepa_msgs.msg import Embedding, Plan
@@ -165,13 +164,14 @@ class ReachClient:
         return self.goal_image
 
     # --- episodes ------------------------------------------------------------------------------------------
-    def run_episode(self, target: np.ndarray, budget: int, tolerance: float = 1e-6, timeout: float | None = None,
+    def run_episode(self, target: np.ndarray, budget: int, tolerance: float = 0.0, timeout: float | None = None,
                     alive=lambda: True, on_step=None) -> EpisodeResult:
         """Reach `target` (m, base frame) from the current pose within `budget` control steps.
 
-        Success means the end effector ends within `success_radius` of the target. The default energy `tolerance`
-        is tiny so the planner keeps refining until the budget is spent; `steps_to_reach` records the first step
-        at which the observed end effector was within the radius. `alive()` is polled so a dead
+        The episode ends the way a deployed robot's does: when the planner judges the goal reached (observed
+        energy <= `tolerance`; <= 0 means the planner's `default_tolerance`) or the budget is spent. Success
+        means the end effector then is within `success_radius` of the target; `steps_to_reach` records the first
+        step at which the observed end effector was within the radius. `alive()` is polled so a dead
         peer ends the episode with a reason instead of a hang; `timeout` bounds the whole episode. `on_step(step,
         energy, distance, plan_ms)` is called for every control step.
         """
