@@ -358,8 +358,12 @@ def test_bad_inputs_are_counted_and_reported_without_crashing(feeding):
     driver.goal_image_pub.publish(image_msg(driver.images["noise"], encoding="yuv9"))
     malformed = driver.embedding(driver.current_features)
     malformed.data = malformed.data[:-1]
-    driver.embedding_pub.publish(malformed)
     count = len(driver.diagnostics)
+    # Repeated by the feeder: a single message can be overwritten in the planner's keep-last queue.
+    driver.feed = malformed
+    wait_for(lambda: [s for s in driver.statuses(since=count)
+                      if int({kv.key: kv.value for kv in s.values}.get("malformed_embeddings", 0)) >= 1], 10.0,
+             "a malformed-embedding count")
     # Only embeddings of another encoder: the planner waits and says why.
     driver.feed = driver.embedding(driver.current_features, model_id="someone-elses-encoder")
     status = wait_for(lambda: [s for s in driver.statuses(since=count) if "model mismatch" in s.message], 10.0,
