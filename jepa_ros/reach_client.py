@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
 
 from jepa_ros.ros_util import latched_qos, reliable_qos, sensor_qos
+from jepa_ros.stack import wait_until
 
 
 @dataclass
@@ -101,27 +102,19 @@ class ReachClient:
         with self._lock:
             return float("inf") if self.ee_position is None else float(np.linalg.norm(self.ee_position - target))
 
-    def _wait(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return bool(predicate())
-
     def _call(self, client, request, timeout: float):
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {client.srv_name} is not available")
         future = client.call_async(request)
-        if not self._wait(future.done, timeout):
+        if not wait_until(future.done, timeout):
             raise TimeoutError(f"service {client.srv_name} did not answer in {timeout:.0f} s")
         return future.result()
 
     def wait_until_ready(self, timeout: float = 60.0) -> None:
         """Wait until the stack's interfaces are up (pose, camera, embeddings, services, action server)."""
-        if not self._wait(lambda: self.ee_position is not None and self.last_image is not None, timeout):
+        if not wait_until(lambda: self.ee_position is not None and self.last_image is not None, timeout):
             raise TimeoutError("no /ee_pose or /camera/image_raw from the simulation")
-        if not self._wait(lambda: self.embeddings > 0, timeout):
+        if not wait_until(lambda: self.embeddings > 0, timeout):
             raise TimeoutError("no /jepa/embedding from the perception node")
         for client in (self._reset, self._arm):
             if not client.wait_for_service(timeout_sec=timeout):
@@ -158,7 +151,7 @@ class ReachClient:
         deadline = time.monotonic() + timeout
         while self.goal_image is None and time.monotonic() < deadline:
             self._goal_pose.publish(msg)
-            self._wait(lambda: self.goal_image is not None, 0.5)
+            wait_until(lambda: self.goal_image is not None, 0.5)
         if self.goal_image is None:
             raise TimeoutError("sim_node did not publish a goal image")
         return self.goal_image
@@ -191,7 +184,7 @@ class ReachClient:
         started = time.monotonic()
         goal = ReachGoal.Goal(goal_images=[goal_image], step_budgets=[budget], tolerance=float(tolerance))
         sent = self._reach.send_goal_async(goal, feedback_callback=on_feedback)
-        if not self._wait(sent.done, 10.0) or not sent.result().accepted:
+        if not wait_until(sent.done, 10.0) or not sent.result().accepted:
             return self._ended(target, "goal rejected by the planner", distances, energies, plan_ms, started, True)
         handle = sent.result()
         result_future = handle.get_result_async()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from jepa_ros.launch_xml import REPO_ROOT, NodeSpec, read_launch_file
 
@@ -101,7 +102,7 @@ class Stack:
         self.stop_all()
 
 
-def wait_for(predicate, timeout: float, period: float = 0.05) -> bool:
+def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.02) -> bool:
     """Poll `predicate` until it is true or `timeout` seconds pass; return its last value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

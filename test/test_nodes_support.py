@@ -12,10 +12,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
+
+from jepa_ros.stack import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,16 +112,6 @@ def cleanup_all(processes: list[NodeProcess]) -> None:
         process.interrupt()
     for process in processes:
         process.cleanup()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.02) -> bool:
-    """Poll `predicate` until true or `timeout` seconds pass; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(period)
-    return bool(predicate())
 
 
 class Collector:

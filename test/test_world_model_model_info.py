@@ -12,13 +12,7 @@ from jepa_world_model import load_encoder, load_predictor, save_checkpoint
 from jepa_world_model import model_info
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models run fastest single-threaded, especially on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _run(argv):
