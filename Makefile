@@ -1,7 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Both set up the environment first.
 VENV := .venv
 PY := $(VENV)/bin/python
-export MUJOCO_GL ?= osmesa
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
 .PHONY: setup test demo eval bench clean
