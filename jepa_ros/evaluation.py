@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the goal targets")
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="control steps allowed per episode")
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "artifacts" / "eval.json", help="result file")
+    parser.add_argument("--tolerance", type=float, default=0.0,
+                        help="ReachGoal energy tolerance that ends an episode as reached (<= 0: the planner's "
+                             "default_tolerance; tiny, e.g. 1e-6: always use the whole budget)")
     parser.add_argument("--encoder", default="default", help="encoder source (preset, checkpoint, .pt, HF dir)")
     parser.add_argument("--predictor", default="default", help="predictor source (preset or checkpoint dir)")
     parser.add_argument("--device", default="cpu", help="torch device of the nodes")
@@ -60,7 +63,7 @@ def summarise(results: list, task: str = "reach", **extra) -> dict:
 
 
 def run_episodes(targets: np.ndarray, budget: int, *, encoder: str, predictor: str, device: str, log_dir: Path,
-                 on_episode=None, on_step=None) -> list:
+                 tolerance: float = 0.0, on_episode=None, on_step=None) -> list:
     """Bring the sim stack up, run one reach episode per target, bring it down. Stops early on a dead node."""
     import rclpy
 
@@ -79,7 +82,8 @@ def run_episodes(targets: np.ndarray, budget: int, *, encoder: str, predictor: s
                 for index, target in enumerate(targets):
                     client.reset_sim()
                     client.arm(True)
-                    result = client.run_episode(target, budget, alive=lambda: not stack.dead(), on_step=on_step)
+                    result = client.run_episode(target, budget, tolerance, alive=lambda: not stack.dead(),
+                                                on_step=on_step)
                     results.append(result)
                     if on_episode is not None:
                         on_episode(index, result)
@@ -105,8 +109,9 @@ def main(args: argparse.Namespace) -> int:
               f"{100 * result.final_distance:.1f} cm ({result.reason})", flush=True)
 
     results = run_episodes(targets, args.budget, encoder=args.encoder, predictor=args.predictor,
-                           device=args.device, log_dir=args.logs, on_episode=report)
-    summary = summarise(results, seed=args.seed, budget=args.budget, requested_episodes=args.episodes)
+                           device=args.device, log_dir=args.logs, tolerance=args.tolerance, on_episode=report)
+    summary = summarise(results, seed=args.seed, budget=args.budget, tolerance=args.tolerance,
+                        requested_episodes=args.episodes)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(summary, indent=2))
     print(f"success rate {summary['success_rate']:.2f} ({summary['successes']}/{summary['episodes']}), "
