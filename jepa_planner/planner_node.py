@@ -15,6 +15,9 @@ Rules:
   (the previous action has been executed). Each plan is warm-started from the previous one shifted by a step.
 - Embeddings must come from the node's encoder (same ``model_id``), have its feature shape and carry the
   predictor's state names; anything else is counted, reported and ignored. No usable input: no plan.
+- Topic goals are tracked until replaced: while the observed energy is <= ``default_tolerance`` the planner
+  publishes hold plans (zero actions, with the predicted embeddings of staying put) instead of searching, so the
+  arm stays at the goal and the controller keeps getting fresh plans.
 - A ReachGoal takes over from topic goals (and clears them). Each executed step is judged on the next usable
   observation: energy <= tolerance reaches the sub-goal; its budget running out aborts ("budget exhausted"), so
   does ``stale_abort_after`` seconds without fresh input ("stale input"). After an action ends nothing more is
@@ -246,8 +249,9 @@ class PlannerNode(Node):
                                          "this long without fresh input [s]", low=0.01, high=3600.0)
         d["default_step_budget"] = declare(self, "default_step_budget", 50, "ReachGoal control steps per goal when "
                                            "step_budgets is empty", low=1, high=1_000_000)
-        d["default_tolerance"] = declare(self, "default_tolerance", 0.1, "ReachGoal energy at or below which a goal "
-                                         "is reached, when the request's tolerance is <= 0", low=0.0, high=1e9)
+        d["default_tolerance"] = declare(self, "default_tolerance", 0.1, "energy at or below which a goal is "
+                                         "reached: for ReachGoal requests with tolerance <= 0, and for topic "
+                                         "goals (the planner then publishes hold plans)", low=0.0, high=1e9)
         self._check_choices(d)
         return d
 
@@ -429,11 +433,14 @@ class PlannerNode(Node):
             self._step_action(run, obs, problem)
         elif topic_goal is not None:
             if obs is not None:
+                energy, tolerance = self._energy(obs.features, topic_goal), self._p["default_tolerance"]
+                holding = energy <= tolerance
                 try:
-                    result = self._plan(obs, topic_goal)
+                    result = self._hold_plan(obs, topic_goal) if holding else self._plan(obs, topic_goal)
                 except PlanningError:
                     return
-                self._publish_plan(obs, topic_goal, result, 0, lambda: self._topic_goal is topic_goal)
+                status = f"holding: goal reached (energy {energy:.4g} <= {tolerance:g})" if holding else "planning"
+                self._publish_plan(obs, topic_goal, result, 0, lambda: self._topic_goal is topic_goal, status)
             elif problem:
                 self._diagnostics.set(WARN, f"waiting: {problem}", **self._values())
         else:
@@ -514,8 +521,31 @@ class PlannerNode(Node):
             raise PlanningError(problem)
         return result
 
+    def _hold_plan(self, obs: Observation, goal: torch.Tensor) -> PlanResult:
+        """The plan that keeps the arm where it is (zero actions), with the predictor's rollout of staying put."""
+        started = time.perf_counter()
+        with self._lock:
+            config = self._planner.config
+        actions = torch.zeros(1, config.horizon, config.action_dim, device=self._device)
+        context = torch.from_numpy(obs.features).to(self._device)[None, None]
+        state = torch.from_numpy(obs.state).float().to(self._device)[None, None]
+        try:
+            with self._model_lock:
+                predictions = self._predictor.rollout(context, state, actions)[0]
+                energies = l1_energy(predictions, goal)
+            result = PlanResult(actions=actions[0], energy=float(energies[-1]), step_energies=energies,
+                                predictions=predictions, iterations_run=0,
+                                time_ms=(time.perf_counter() - started) * 1e3)
+            problem = self._invalid_result(result)
+        except (ValueError, RuntimeError) as exc:
+            problem = str(exc)
+        if problem:
+            self._diagnostics.set(ERROR, f"no valid hold plan: {problem}", **self._values())
+            raise PlanningError(problem)
+        return result
+
     def _publish_plan(self, obs: Observation, goal: torch.Tensor, result: PlanResult, goal_index: int,
-                      still_wanted) -> bool:
+                      still_wanted, status: str = "planning") -> bool:
         """Publish Plan + Prediction unless the goal was dropped meanwhile (`still_wanted()` False, called
         under the node lock). Returns whether it was published."""
         with self._lock:
@@ -528,7 +558,7 @@ class PlannerNode(Node):
             self._last_plan_mono = time.monotonic()
             self._last_energy, self._last_plan_ms = result.energy, result.time_ms
             self._warm = (goal, result.actions)
-        self._diagnostics.set(OK, "planning", **self._values())
+        self._diagnostics.set(OK, status, **self._values())
         return True
 
     @staticmethod

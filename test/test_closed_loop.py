@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import rclpy
 from geometry_msgs.msg import TwistStamped
+from jepa_msgs.msg import Plan
+from sensor_msgs.msg import Image
 
 from jepa_ros.reach_client import ReachClient
-from jepa_ros.ros_util import sensor_qos
-from jepa_ros.stack import Stack
+from jepa_ros.ros_util import reliable_qos, sensor_qos
+from jepa_ros.stack import Stack, wait_until
 
 TARGET = np.array([0.36, -0.10, 0.12])  # about 15 cm from the home pose
 
@@ -52,6 +54,27 @@ def test_reach_episode_brings_the_arm_closer_to_the_goal(stack):
     assert all(np.isfinite(result.energies)) and all(ms > 0 for ms in result.plan_ms)
     plan = client.plans[-1]
     assert list(plan.action_names) == ["dx", "dy", "dz"] and plan.header.stamp.sec > 0
+
+
+def test_a_topic_goal_image_is_reached_and_held(stack):
+    """/jepa/goal_image (no action): the arm reaches the goal, then hold plans keep it there."""
+    running, client, _ = stack
+    holds: list[tuple[float, float]] = []   # (time, distance to the target) when a zero-action plan arrives
+
+    def on_plan(plan: Plan) -> None:
+        if not any(plan.actions):
+            holds.append((time.monotonic(), client.distance_to(TARGET)))
+
+    client.node.create_subscription(Plan, "/jepa/plan", on_plan, reliable_qos())
+    goal = client.request_goal_image(TARGET)
+    client.node.create_publisher(Image, "/jepa/goal_image", reliable_qos(1)).publish(goal)
+    assert wait_until(lambda: holds, 30.0), (client.distance_to(TARGET), running.dead())
+    reached_at = holds[0][0]
+    time.sleep(3.0)
+    assert not running.dead()
+    later = [distance for t, distance in holds if t > reached_at + 1.0]
+    assert later, "no hold plans after the goal was reached"
+    assert client.distance_to(TARGET) <= 0.02 and max(later) <= 0.02, (holds, client.distance_to(TARGET))
 
 
 def test_stopping_the_sim_mid_episode_aborts_with_a_reason_and_stops_the_arm(stack):

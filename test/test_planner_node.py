@@ -302,6 +302,28 @@ def test_plans_toward_goal_embedding_with_prediction(feeding):
         assert step.model_id == driver.model_id and embedding_array(step).shape == (64, 64)
 
 
+def test_topic_goal_reached_gives_hold_plans_until_the_goal_moves(feeding):
+    """Observed energy <= default_tolerance on a topic goal: zero-action plans with their predictions, not a search."""
+    driver = feeding
+    count = len(driver.diagnostics)
+    driver.goal_embedding_pub.publish(driver.embedding(driver.current_features))  # the goal is where we are
+    start = time.monotonic()
+    plans = wait_for(lambda: driver.plans_since(start)[2:], 20.0, "three plans at the goal")
+    for plan in plans:
+        assert np.all(check_plan(driver, plan) == 0.0)
+    prediction = wait_for(lambda: driver.predictions.get(plans[-1].sequence), 5.0, "the hold plan's prediction")
+    assert len(prediction.steps) == HORIZON and np.allclose(prediction.energies, plans[-1].energies)
+    status = wait_for(lambda: [s for s in driver.statuses(since=count) if s.message.startswith("holding")], 5.0,
+                      "a holding diagnostic")[0]
+    assert status.level == b"\x00" and "goal reached" in status.message
+    # A goal elsewhere: searching resumes.
+    driver.goal_embedding_pub.publish(driver.embedding(driver.goal_features))
+    start = time.monotonic()
+    moving = wait_for(lambda: [p for p in driver.plans_since(start) if np.any(np.asarray(p.actions) != 0.0)], 20.0,
+                      "a non-zero plan toward the new goal")
+    check_plan(driver, moving[-1])
+
+
 def test_goal_image_is_encoded_like_the_encoder_and_matches_predict(feeding):
     """Plans toward a goal image; the Predict service reproduces the plan's energies and predictions."""
     driver = feeding
