@@ -504,8 +504,7 @@ class PlannerNode(Node):
         warm_start = None
         if warm is not None and warm[0] is goal and tuple(warm[1].shape) == (config.horizon, config.action_dim):
             warm_start = shift_warm_start(warm[1])
-        context = torch.from_numpy(obs.features).to(self._device)[None, None]
-        state = torch.from_numpy(obs.state).float().to(self._device)[None, None]
+        context, state = self._model_inputs(obs)
         try:
             with self._model_lock:
                 result = planner.plan(context, state, goal, warm_start)
@@ -521,14 +520,18 @@ class PlannerNode(Node):
             raise PlanningError(problem)
         return result
 
+    def _model_inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
+        """An observation as the predictor's one-frame context (1, 1, N, D) and state (1, 1, S)."""
+        return (torch.from_numpy(obs.features).to(self._device)[None, None],
+                torch.from_numpy(obs.state).float().to(self._device)[None, None])
+
     def _hold_plan(self, obs: Observation, goal: torch.Tensor) -> PlanResult:
         """The plan that keeps the arm where it is (zero actions), with the predictor's rollout of staying put."""
         started = time.perf_counter()
         with self._lock:
             config = self._planner.config
         actions = torch.zeros(1, config.horizon, config.action_dim, device=self._device)
-        context = torch.from_numpy(obs.features).to(self._device)[None, None]
-        state = torch.from_numpy(obs.state).float().to(self._device)[None, None]
+        context, state = self._model_inputs(obs)
         try:
             with self._model_lock:
                 predictions = self._predictor.rollout(context, state, actions)[0]

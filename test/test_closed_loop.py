@@ -44,6 +44,15 @@ def moving_after(twists, since: float) -> bool:
     return any(t > since and np.linalg.norm(v) > 1e-9 for t, v in twists)
 
 
+def kill_at_step_two(running: Stack, node: str, killed_at: list[float]):
+    """An episode `on_step` callback that SIGKILLs `node` at step 2 and records when in `killed_at`."""
+    def on_step(step, *_):
+        if step == 2 and not killed_at:
+            running.stop(node, signal.SIGKILL)
+            killed_at.append(time.monotonic())
+    return on_step
+
+
 def test_reach_episode_brings_the_arm_closer_to_the_goal(stack):
     running, client, _ = stack
     start = client.distance_to(TARGET)
@@ -80,13 +89,8 @@ def test_a_topic_goal_image_is_reached_and_held(stack):
 def test_stopping_the_sim_mid_episode_aborts_with_a_reason_and_stops_the_arm(stack):
     running, client, twists = stack
     killed_at: list[float] = []
-
-    def kill_sim_at_step_two(step, *_):
-        if step == 2 and not killed_at:
-            running.stop("sim_node", signal.SIGKILL)
-            killed_at.append(time.monotonic())
-
-    result = client.run_episode(TARGET, budget=20, on_step=kill_sim_at_step_two, timeout=60.0)
+    result = client.run_episode(TARGET, budget=20, on_step=kill_at_step_two(running, "sim_node", killed_at),
+                                timeout=60.0)
     assert killed_at, result.reason
     assert result.reason == "stale input" and not result.success
     time.sleep(2.0)  # state watchdog (state_timeout 1.0 s in config/controller.yaml) plus margin
@@ -96,13 +100,7 @@ def test_stopping_the_sim_mid_episode_aborts_with_a_reason_and_stops_the_arm(sta
 def test_killing_the_planner_mid_episode_ends_it_and_the_watchdog_stops_the_arm(stack):
     running, client, twists = stack
     killed_at: list[float] = []
-
-    def kill_planner_at_step_two(step, *_):
-        if step == 2 and not killed_at:
-            running.stop("planner_node", signal.SIGKILL)
-            killed_at.append(time.monotonic())
-
-    result = client.run_episode(TARGET, budget=20, on_step=kill_planner_at_step_two,
+    result = client.run_episode(TARGET, budget=20, on_step=kill_at_step_two(running, "planner_node", killed_at),
                                 alive=lambda: not running.dead(), timeout=60.0)
     assert killed_at and result.reason == "a node of the stack died" and not result.success
     time.sleep(2.5)  # plan watchdog (plan_timeout 1.5 s in config/controller.yaml) plus margin
