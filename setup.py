@@ -26,11 +26,11 @@ setup(
     entry_points={
         "console_scripts": [
             "jepa = jepa_ros.cli:main",
-            "perception_node = jepa_world_model.perception_node:main",
-            "recorder_node = jepa_world_model.recorder_node:main",
-            "planner_node = jepa_planner.planner_node:main",
-            "controller_node = jepa_planner.controller_node:main",
-            "sim_node = jepa_sim.sim_node:main",
+            "perception_node = jepa_ros.nodes.perception_node:main",
+            "recorder_node = jepa_ros.nodes.recorder_node:main",
+            "planner_node = jepa_ros.nodes.planner_node:main",
+            "controller_node = jepa_ros.nodes.controller_node:main",
+            "sim_node = jepa_ros.nodes.sim_node:main",
         ],
     },
 )

@@ -33,7 +33,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from jepa_planner.cem import CEMConfig, CEMPlanner
-from jepa_planner.energy import l1_energy
+from jepa_planner.energy import l1_energy, layer_norm_features
 from jepa_planner.reference import reference_cem
 
 BOX = 0.05  # m per control step on x, y, z (public notebook clip)
@@ -144,7 +144,7 @@ def make_problem(model: Any, horizon: int, seed: int, device: str) -> tuple[torc
     observation noise scaled to how much box actions change the prediction."""
     g = torch.Generator().manual_seed(seed)
     n, d = model.config.tokens_per_frame, model.config.embed_dim
-    context = torch.nn.functional.layer_norm(torch.randn(1, 1, n, d, generator=g), (d,)).to(device)
+    context = layer_norm_features(torch.randn(1, 1, n, d, generator=g)).to(device)
     state = (torch.rand(1, 1, STATE_DIM, generator=g) * 0.4 - 0.2).to(device)
     known = (torch.rand(1, horizon, ACTION_DIM, generator=g) * 2 - 1) * 0.8 * BOX
     others = (torch.rand(16, horizon, ACTION_DIM, generator=g) * 2 - 1) * BOX

@@ -11,7 +11,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("jepa_ros.demo", "run the stack on the built-in simulation and write artifacts/demo/"),
     "eval": ("jepa_ros.evaluation", "closed-loop reach episodes through the real nodes"),
     "bench": ("jepa_planner.bench", "planner benchmark against the reference CEM"),
-    "record": ("jepa_world_model.recorder_node", "record camera, state and commands to MCAP"),
+    "record": ("jepa_ros.nodes.recorder_node", "record camera, state and commands to MCAP"),
     "train": ("jepa_world_model.train", "train the action-conditioned predictor on recordings"),
     "eval-offline": ("jepa_world_model.offline_eval", "held-out rollout error and energy landscape"),
     "model-info": ("jepa_world_model.model_info", "what a checkpoint holds, plus one timed forward pass"),

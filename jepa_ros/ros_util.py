@@ -1,16 +1,24 @@
 """Small ROS 2 helpers shared by the nodes: QoS profiles, declared parameters, stamps and /diagnostics."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import dataclasses
+from typing import Any, Callable, Sequence, TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy import Parameter
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+
+from jepa_world_model.settings import SettingsError, check_value, describe, settings_fields
+
+SettingsT = TypeVar("SettingsT")
+_ARRAY_TYPES = {float: Parameter.Type.DOUBLE_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+                str: Parameter.Type.STRING_ARRAY, bool: Parameter.Type.BOOL_ARRAY}
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
                           DiagnosticStatus.STALE)
@@ -46,6 +54,41 @@ def declare(node: Node, name: str, default: Any, description: str, *, low: float
             descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
                                                                   step=0.0)]
     return node.declare_parameter(name, default, descriptor).value
+
+
+def declare_settings(node: Node, cls: type[SettingsT], overrides: dict[str, Any] | None = None) -> SettingsT:
+    """Declare one parameter per field of settings dataclass `cls` (descriptor, range, read-only) and return the
+    settings built from the parameters' values; a bad value raises ParameterException naming the parameter.
+
+    `overrides` replace a field's default for this node only (e.g. bounds taken from the loaded model).
+    """
+    values = {}
+    for field in settings_fields(cls):
+        meta = field.metadata
+        default = (overrides or {}).get(field.name, field.default)
+        descriptor = ParameterDescriptor(description=describe(field), read_only=meta["read_only"])
+        if isinstance(default, tuple):
+            # an empty list has no ROS type of its own: declare the array type, then no value means "empty"
+            default = [meta["item_type"](v) for v in default] or _ARRAY_TYPES[meta["item_type"]]
+            value = node.declare_parameter(field.name, default, descriptor).value
+            value = [] if value is None else list(value)
+        else:
+            low, high = meta["low"], meta["high"]
+            if low is not None and high is not None and not isinstance(default, bool):
+                if isinstance(default, int):
+                    descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
+                else:
+                    descriptor.floating_point_range = [FloatingPointRange(from_value=float(low),
+                                                                          to_value=float(high), step=0.0)]
+            value = node.declare_parameter(field.name, default, descriptor).value
+        try:
+            values[field.name] = check_value(field, value)
+        except SettingsError as exc:
+            raise ParameterException(str(exc), [field.name]) from exc
+    try:
+        return cls(**values)
+    except (SettingsError, ValueError) as exc:
+        raise ParameterException(str(exc), list(values)) from exc
 
 
 def run_node(make_node: Callable[[], Node], name: str, args: Sequence[str] | None = None, *,

@@ -16,8 +16,9 @@ from torch import nn
 
 from .checkpoint import (FingerprintCache, build_module, checkpoint_part, classify_source, load_strictly,
                          official_part, resolve_source)
-from .config import FEATURE_NORM_EPS, EncoderConfig
+from .config import EncoderConfig
 from .errors import CheckpointError, ConfigError, InputError
+from .features import layer_norm_features
 from .preprocessing import preprocess
 from .presets import ENCODER_PRESETS, encoder_preset, encoder_preset_for_width
 from .rope import grid_positions, rope_tables
@@ -96,7 +97,7 @@ class Encoder(nn.Module):
             x = block(x, cos, sin)
         x = self.norm(x)
         if cfg.output_layer_norm:
-            x = F.layer_norm(x, (x.shape[-1],), eps=FEATURE_NORM_EPS)
+            x = layer_norm_features(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jepa_planner.energy import l1_energy
+from .features import l1_energy
 
 from .checkpoint import init_weights, read_checkpoint_config
 from .dataset import ReadOptions, load_episodes, make_clips

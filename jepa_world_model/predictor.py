@@ -18,8 +18,9 @@ from torch import nn
 
 from .checkpoint import (FingerprintCache, build_module, checkpoint_part, classify_source, load_strictly,
                          official_part, read_checkpoint_config, resolve_source)
-from .config import FEATURE_NORM_EPS, ActionSpace, PredictorConfig, StateSpace
+from .config import ActionSpace, PredictorConfig, StateSpace
 from .errors import CheckpointError, ConfigError, InputError
+from .features import layer_norm_features
 from .presets import PREDICTOR_PRESETS, predictor_preset
 from .rope import rope_tables
 from .vit import Block
@@ -329,7 +330,7 @@ class ACPredictor(nn.Module):
                     past[i] = kv if keep else None
             pred = self._readout(x)[:, 0]
             if cfg.normalize_rollout:
-                pred = F.layer_norm(pred, (cfg.embed_dim,), eps=FEATURE_NORM_EPS)
+                pred = layer_norm_features(pred)
             out[:, step] = pred
             if keep:
                 frame = pred

@@ -38,10 +38,11 @@ from tqdm import tqdm
 
 from .actions import state_differences
 from .checkpoint import init_weights, save_checkpoint
-from .config import FEATURE_NORM_EPS, ActionSpace, StateSpace
+from .config import ActionSpace, StateSpace
 from .dataset import Clips, Episode, ReadOptions, load_episodes, make_clips, space_statistics
 from .encoder import load_encoder
 from .feature_cache import FeatureCache
+from .features import layer_norm_features
 from .predictor import ACPredictor, load_predictor
 
 LOG = logging.getLogger(__name__)
@@ -153,11 +154,6 @@ def batch_indices(step: int, batch_size: int, num_clips: int, seed: int) -> np.n
 
 
 # ----------------------------------------------------------------------------------------------- model
-def layer_norm(x: torch.Tensor) -> torch.Tensor:
-    """Layer-norm over features without affine (the targets' and predictions' normalisation)."""
-    return F.layer_norm(x, (x.shape[-1],), eps=FEATURE_NORM_EPS)
-
-
 class PredictorLoss(nn.Module):
     """Teacher-forcing L1 + autoregressive rollout L1 of an :class:`ACPredictor` (what DDP wraps)."""
 
@@ -170,14 +166,14 @@ class PredictorLoss(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """features (B,T,N,D) layer-normed, actions (B,T-1,A), states (B,T,S) -> (loss, tf, rollout)."""
         target = features[:, 1:]
-        pred = layer_norm(self.predictor(features[:, :-1], actions, states[:, :-1]))
+        pred = layer_norm_features(self.predictor(features[:, :-1], actions, states[:, :-1]))
         tf_loss = (pred.float() - target).abs().mean()
         if self.rollout_steps == 0:
             return tf_loss, tf_loss.detach(), torch.zeros((), device=features.device)
         frames = features[:, :1]
         for n in range(1, self.rollout_steps + 1):
             nxt = self.predictor(frames, actions[:, :n], states[:, :n])[:, -1:]
-            frames = torch.cat([frames, layer_norm(nxt).to(frames.dtype)], dim=1)
+            frames = torch.cat([frames, layer_norm_features(nxt).to(frames.dtype)], dim=1)
         rollout_loss = (frames[:, 1:].float() - target[:, :self.rollout_steps]).abs().mean()
         return tf_loss + rollout_loss, tf_loss.detach(), rollout_loss.detach()
 

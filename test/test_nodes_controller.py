@@ -51,7 +51,7 @@ def test_twist_output_executes_each_plan_once(driver, processes):
     diagnostics = driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
     robot = Robot(driver)
     # A long plan_timeout: this test pauses between plans (the watchdog has its own tests).
-    process = NodeProcess.module("jepa_planner.controller_node", ros_args(
+    process = NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
         "controller.yaml", rate=RATE, step_duration=0.25, plan_timeout=30.0))
     processes.append(process)
     wait_for_service(driver, "/controller_node/arm", process)
@@ -122,13 +122,13 @@ def test_joint_outputs_follow_joint_plans(driver, processes):
     robot = Robot(driver, joints=True)
     common = dict(rate=RATE, step_duration=1.0, plan_timeout=30.0)
     started = [
-        NodeProcess.module("jepa_planner.controller_node", ros_args(
+        NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
             params, {"__ns": "/jt", "~/joint_trajectory": "/joint_trajectory_controller/joint_trajectory"},
             output="joint_trajectory", **common)),
-        NodeProcess.module("jepa_planner.controller_node", ros_args(
+        NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
             params, {"__ns": "/pc"}, output="position_commands", **common)),
         # A joint output whose joint limits do not match its joints refuses to start, saying why.
-        NodeProcess.module("jepa_planner.controller_node", ros_args(
+        NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
             "controller.yaml", output="position_commands", joint_names=["a", "b"])),
     ]
     processes.extend(started)

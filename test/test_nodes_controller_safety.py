@@ -34,7 +34,7 @@ class Bench:
         self.diagnostics = self.driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
         self.seen_plans = self.driver.collect(Plan, "/jepa/plan", reliable_qos(50))
         self.robot = Robot(self.driver)
-        self.processes = [NodeProcess.module("jepa_planner.controller_node", ros_args(
+        self.processes = [NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
             "controller.yaml", mode="continuous", plan_timeout=PLAN_TIMEOUT, state_timeout=STATE_TIMEOUT))]
         wait_for_service(self.driver, ARM, self.processes[0])
         self.plans = self.driver.publisher(Plan, "/jepa/plan", reliable_qos(5))

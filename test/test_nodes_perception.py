@@ -32,7 +32,7 @@ class Camera:
         self.driver = Driver()
         self.embeddings = self.driver.collect(Embedding, "/jepa/embedding", reliable_qos(100))
         self.diagnostics = self.driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
-        self.process = NodeProcess.module("jepa_world_model.perception_node",
+        self.process = NodeProcess.module("jepa_ros.nodes.perception_node",
                                           ros_args("perception.yaml", torch_threads=1))
         self.images = self.driver.publisher(Image, "/camera/image_raw", sensor_qos())
         assert wait_until(lambda: self.images.get_subscription_count() > 0 or not self.process.alive(), 60.0)

@@ -37,7 +37,7 @@ from jepa_ros.ros_util import reliable_qos
 from jepa_world_model import load_encoder, load_predictor, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-PLANNER = [sys.executable, "-m", "jepa_planner.planner_node", "--ros-args", "--params-file", "config/planner.yaml"]
+PLANNER = [sys.executable, "-m", "jepa_ros.nodes.planner_node", "--ros-args", "--params-file", "config/planner.yaml"]
 HORIZON = 2
 # Small CEM and short waits keep the test fast; everything else comes from config/planner.yaml.
 OVERRIDES = ["samples:=16", "iterations:=2", "elites:=4", f"horizon:={HORIZON}", "settle_time:=0.05",

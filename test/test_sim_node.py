@@ -119,7 +119,7 @@ def running_sim(log_path: Path, domain_id: int, *params: str):
     """Start sim_node (``-p`` params) in its own process on ``domain_id``; yield a Client once data flows."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id),
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    command = [sys.executable, "-m", "jepa_sim.sim_node", "--ros-args"]
+    command = [sys.executable, "-m", "jepa_ros.nodes.sim_node", "--ros-args"]
     for param in params:
         command += ["-p", param]
     with open(log_path, "w") as log:

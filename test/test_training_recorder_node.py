@@ -64,7 +64,7 @@ def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path, ros_node)
     out = tmp_path / "recordings"
     chunk = 40_000  # about 13 frames of 32x32 rgb8 per chunk
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jepa_world_model.recorder_node", "--ros-args", "-p", f"output_dir:={out}",
+        [sys.executable, "-m", "jepa_ros.nodes.recorder_node", "--ros-args", "-p", f"output_dir:={out}",
          "-p", f"chunk_size:={chunk}", "-p", "flush_period:=600.0"],
         cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -1,6 +1,6 @@
 """Perception node: camera frames -> world-model embeddings paired with the robot state.
 
-``python -m jepa_world_model.perception_node --ros-args --params-file config/perception.yaml``
+``python -m jepa_ros.nodes.perception_node --ros-args --params-file config/perception.yaml``
 
 Subscribes /camera/image_raw (sensor_msgs/Image, sensor-data QoS; or sensor_msgs/CompressedImage when
 ``compressed`` is true) and the state (/ee_pose geometry_msgs/PoseStamped or /joint_states sensor_msgs/JointState,

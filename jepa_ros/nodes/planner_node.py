@@ -1,6 +1,6 @@
 """Planner node: goal-conditioned model-predictive control with the world model (CEM over the AC predictor).
 
-``python -m jepa_planner.planner_node --ros-args --params-file config/planner.yaml``
+``python -m jepa_ros.nodes.planner_node --ros-args --params-file config/planner.yaml``
 
 Inputs: /jepa/embedding (jepa_msgs/Embedding with the paired state, from the perception node); goals from
 /jepa/goal_image (sensor_msgs/Image, encoded with the same encoder as the perception node), /jepa/goal_embedding

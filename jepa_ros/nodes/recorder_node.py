@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 
 from jepa_ros.ros_util import OK, WARN, Diagnostics, declare, reliable_qos, sensor_qos
 
-from .recording import (CAMERA_TOPIC, EE_POSE_TOPIC, JOINT_STATES_TOPIC, PLAN_TOPIC, TWIST_TOPIC, EpisodeWriter,
+from jepa_world_model.recording import (CAMERA_TOPIC, EE_POSE_TOPIC, JOINT_STATES_TOPIC, PLAN_TOPIC, TWIST_TOPIC, EpisodeWriter,
                         RecordingError, SimRecordingConfig, message_definition, record_sim_episodes)
 
 NODE_NAME = "recorder"

@@ -1,6 +1,6 @@
 """ROS 2 adapter over :class:`jepa_sim.arm_sim.ArmSim`: real-time physics, camera, state and command topics.
 
-Run: ``python -m jepa_sim.sim_node --ros-args -p camera_rate:=10.0``.
+Run: ``python -m jepa_ros.nodes.sim_node --ros-args -p camera_rate:=10.0``.
 
 Publishes ``/camera/image_raw`` + ``/camera/camera_info`` (sensor-data QoS) at ``camera_rate``, ``/joint_states`` and
 ``/ee_pose`` (frame ``base_link``) at ``state_rate``, ``~/goal_image`` (reliable, transient-local) on request,
@@ -320,7 +320,7 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m jepa_sim.sim_node`` / the ``sim_node`` console script."""
+    """Entry point of ``python -m jepa_ros.nodes.sim_node`` / the ``sim_node`` console script."""
     # Own signal handling: SIGINT/SIGTERM raise KeyboardInterrupt in spin(), so shutdown is always orderly.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

@@ -1,6 +1,6 @@
 """Controller node: executes the first action of the latest plan, safely, at a fixed rate.
 
-``python -m jepa_planner.controller_node --ros-args --params-file config/controller.yaml``
+``python -m jepa_ros.nodes.controller_node --ros-args --params-file config/controller.yaml``
 
 Inputs: /jepa/plan (jepa_msgs/Plan), the robot state (/ee_pose geometry_msgs/PoseStamped for the twist output,
 /joint_states sensor_msgs/JointState for the joint outputs), /jepa/estop (std_msgs/Bool, transient-local).
@@ -37,7 +37,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
-from jepa_planner.command_adapters import (OUTPUTS, ActionMappingError, JointTrajectoryAdapter,
+from jepa_ros.nodes.command_adapters import (OUTPUTS, ActionMappingError, JointTrajectoryAdapter,
                                            PositionCommandsAdapter, TwistAdapter, cartesian_displacement,
                                            joint_displacement)
 from jepa_planner.safety import BoxLimit, EStop, SafetyFilter, Watchdog
