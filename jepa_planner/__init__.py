@@ -1,7 +1,7 @@
-"""jepa_planner: ROS-free goal-conditioned planning (CEM/MPC, energies, action spaces) plus thin ROS nodes.
+"""jepa_planner: ROS-free goal-conditioned planning: the MPC loop, CEM, energies, action spaces, safety limits.
 
-The public names below are imported lazily, so ``import jepa_planner.<submodule>`` (e.g. the controller node,
-which needs no torch) does not pull in torch.
+The public names below are imported lazily, so ``import jepa_planner.<submodule>`` (e.g. the safety filters,
+which need no torch) does not pull in torch.
 """
 import lazy_loader
 
@@ -11,4 +11,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
             "coloured_noise", "shift_warm_start"],
     "energy": ["EnergyFn", "l1_energy", "layer_norm_features", "raw_l1_energy"],
     "goals": ["GoalSequence", "GoalSequenceError"],
+    "mpc": ["Decision", "InvalidGoalError", "MPCLoop", "Observation", "PlannerModels", "PlannerSettings",
+            "PlannerSetupError", "PredictError", "ReachOutcome"],
 })

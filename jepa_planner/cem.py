@@ -42,17 +42,19 @@ class DynamicsModel(Protocol):
 @dataclass(frozen=True)
 class CEMConfig:
     """Planner settings. `low`/`high` are the per-axis action box and define the action dim A. The defaults are
-    the project's default setting (see `jepa bench planner` for how it compares with the published one).
+    the shipped planner's (`jepa_planner.mpc.PlannerSettings` takes its CEM defaults from here): 64 samples x up
+    to 3 iterations, 6 elites, horizon 1, momentum 0.1, tuned on the shipped sim model with `python -m
+    jepa_planner.offline_reach`. The published setting (800 x 10, top 10, momentum 0.15) is `PAPER` in
+    `jepa_planner.reference`.
 
     Momentum blends new = (1-m)*elite_statistic + m*old for mean and std. `init_std` None means half the box
     width per axis. `keep_elites` best samples of one iteration join the next population without being
     re-evaluated (None: half the elites). `noise_beta` > 0 samples noise correlated over the horizon with power
     spectrum 1/f^beta (0 white, 1 pink, 2 brown; needs horizon >= 4 to matter). Early exit: stop when the best
     energy improved by no more than `early_stop_rtol` (relative) for `early_stop_patience` consecutive
-    iterations (0 disables). The default (two iterations below 0.5 %) was measured on 40 planning problems of
-    the `jepa bench planner` kind at 800 x 10: 4.05 iterations on average instead of 10 (5.0 with the earlier
-    0.1 %), median final energy within 0.01 % of running all 10 and no extra problem more than 0.5 % worse;
-    one stalled iteration alone is not enough (small populations often stall once, then improve a lot).
+    iterations (0 disables); one stalled iteration alone is not enough (small populations often stall once, then
+    improve a lot). At the published setting an rtol of 0.5 % ran 4.05 iterations on average instead of 10 on 40
+    `jepa bench planner` problems, median final energy within 0.01 % of running all 10.
     `energy_mode` "final" ranks by the last step's energy, "all" by the mean over steps. `include_mean` makes
     the current sampling mean (the warm start in the first iteration) one of the evaluated samples and evaluates
     the final mean after the last iteration, so the returned plan is never worse than the distribution's mean.
@@ -62,12 +64,12 @@ class CEMConfig:
 
     low: Sequence[float]
     high: Sequence[float]
-    samples: int = 200
-    iterations: int = 10
-    elites: int = 10
+    samples: int = 64
+    iterations: int = 3
+    elites: int = 6
     horizon: int = 1
-    momentum_mean: float = 0.15
-    momentum_std: float = 0.15
+    momentum_mean: float = 0.1
+    momentum_std: float = 0.1
     init_std: float | Sequence[float] | None = None
     min_std: float = 1e-4
     l1_radius: float | None = None
@@ -77,7 +79,7 @@ class CEMConfig:
     seed: int = 0
     energy_mode: str = "final"
     early_stop_patience: int = 2
-    early_stop_rtol: float = 5e-3
+    early_stop_rtol: float = 1e-3
     keep_elites: int | None = None
     noise_beta: float = 0.0
     include_mean: bool = True

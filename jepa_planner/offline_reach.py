@@ -1,9 +1,10 @@
-"""Closed-loop goal-image reaching on the built-in simulation without ROS: ArmSim + encoder + predictor + CEM.
+"""Closed-loop goal-image reaching on the built-in simulation without ROS: ArmSim + encoder + the MPC loop.
 
 The episode protocol follows `jepa eval`: goal targets come from ``ArmSim.sample_target`` with
 ``np.random.default_rng(seed)``, every episode starts from the home pose, the goal image is the arm rendered at the
-target, each control step plans from the current camera frame (one context frame, the end-effector position as
-state, warm start = the previous plan shifted by a step) and executes the plan's first action as one
+target, and each episode is one ReachGoal of the planner's MPC loop (`jepa_planner.mpc`, the planner node's
+settings and rules): each control step plans from the current camera frame (one context frame, the end-effector
+position as state, warm start = the previous plan shifted by a step) and executes the plan's first action as one
 ``move_ee_by`` control step, shortened like the controller's workspace limit so that the end effector stays in
 ``workspace_box()`` (the sim's workspace, where the model has training data, grown by ``EE_BOX_MARGIN``). An
 episode succeeds when the end effector ends within ``success_radius`` of the target.
@@ -23,29 +24,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_planner.cem import CEMConfig, CEMPlanner, shift_warm_start
-from jepa_planner.energy import l1_energy
+from jepa_planner.mpc import FINISHED, PLAN, MPCLoop, Observation, PlannerModels, PlannerSettings
+from jepa_world_model.settings import make_settings
 
 SUCCESS_RADIUS = 0.02  # m
 DEFAULT_BUDGET = 25  # control steps per episode
-#: CEM settings tuned for the shipped sim model (horizon 1, the predictor's action box is used as bounds).
-REACH_CEM: dict[str, Any] = {"samples": 64, "iterations": 3, "elites": 6, "horizon": 1, "momentum_mean": 0.1,
-                             "momentum_std": 0.1, "early_stop_patience": 2, "early_stop_rtol": 1e-3,
-                             "return_predictions": False}
-BOX = 0.05  # m, default per-axis action bound when the predictor's action space is wider
+STEP_NS = 100_000_000  # one control step (0.1 s) of the episode clock that stamps the observations
 EE_BOX_MARGIN = 0.0  # m
 
 
 @dataclass
 class ReachEpisode:
     """One episode: target (m); per observation (before the first step and after each step) the EE distance to
-    the target (m) and the observed energy against the goal; per plan its energy and time."""
+    the target (m) and the observed energy against the goal; per plan its energy and time; how it ended."""
 
     target: list[float]
     distances: list[float] = field(default_factory=list)
     observed_energies: list[float] = field(default_factory=list)
     energies: list[float] = field(default_factory=list)
     plan_ms: list[float] = field(default_factory=list)
+    reason: str = ""
     success: bool = False
 
     @property
@@ -54,35 +52,28 @@ class ReachEpisode:
         return self.distances[-1]
 
 
-def reach_cem_config(predictor: Any, **overrides: Any) -> CEMConfig:
-    """The CEM settings for reaching: ``REACH_CEM`` with bounds from the predictor's action space clipped to
-    +/-``BOX`` per axis; ``overrides`` are CEMConfig fields."""
-    space = predictor.action_space
-    low = [max(float(v), -BOX) for v in space.low]
-    high = [min(float(v), BOX) for v in space.high]
-    settings = {**REACH_CEM, "low": low, "high": high, **overrides}
-    return CEMConfig(**settings)
+def reach_settings(**overrides: Any) -> PlannerSettings:
+    """The planner node's settings (`PlannerSettings` defaults) with ``overrides``, in continuous mode: this loop
+    executes each action before it renders the next frame, so there is no settle time to wait for."""
+    return make_settings(PlannerSettings, {"mode": "continuous", **overrides})
 
 
 class ReachLoop:
-    """Encodes camera images, plans with CEM and steps the simulation."""
+    """Encodes camera images, steps the planner's MPC loop (as the planner node does) and the simulation."""
 
-    def __init__(self, encoder: torch.nn.Module, predictor: Any, config: CEMConfig,
+    def __init__(self, encoder: torch.nn.Module, predictor: Any, settings: PlannerSettings | None = None,
                  ee_box: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if predictor.config.state_dim != 3 or predictor.config.action_dim != 3:
             raise ValueError(f"the sim needs xyz state/action predictors, got state_dim={predictor.config.state_dim}"
                              f" action_dim={predictor.config.action_dim}")
-        if encoder.embed_dim != predictor.embed_dim:
-            raise ValueError(f"encoder width {encoder.embed_dim} != predictor embed_dim {predictor.embed_dim}")
-        self.encoder = encoder
-        self.predictor = predictor
-        self.planner = CEMPlanner(predictor, l1_energy, config)
+        self.models = PlannerModels(encoder, predictor)
+        self.loop = MPCLoop(self.models, settings or reach_settings())
         self.ee_box = ee_box
 
-    def features(self, image: np.ndarray) -> torch.Tensor:
+    def features(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 image -> (N, D) features."""
         with torch.inference_mode():
-            return self.encoder(torch.from_numpy(np.ascontiguousarray(image))[None])[0].float()
+            return self.models.encoder(torch.from_numpy(np.ascontiguousarray(image))[None])[0].float().numpy()
 
     def executed(self, position: np.ndarray, action: np.ndarray) -> np.ndarray:
         """The displacement actually commanded: ``action`` shortened per axis to keep the EE in ``ee_box``."""
@@ -93,26 +84,32 @@ class ReachLoop:
 
     def run(self, sim: Any, target: np.ndarray, budget: int, success_radius: float = SUCCESS_RADIUS,
             tolerance: float = 0.0) -> ReachEpisode:
-        """Reach ``target`` from the sim's current pose within ``budget`` steps; like the planner node's ReachGoal,
-        stop early once an observation's energy against the goal is <= ``tolerance`` (0: never)."""
-        goal = self.features(sim.render_goal(target))
+        """Reach ``target`` from the sim's current pose as one ReachGoal of ``budget`` steps: it ends when an
+        observation after a step has energy <= ``tolerance`` against the goal (0: never) or the budget is spent."""
+        loop, models = self.loop, self.models
+        goal = loop.goal_tensor(self.features(sim.render_goal(target)))
         episode = ReachEpisode(target=[float(v) for v in target])
-        self.planner.reset()
-        warm = None
-        for step in range(budget + 1):
-            observation = self.features(sim.render())
+        loop.begin_reach([goal], time.monotonic(), budgets=[budget], tolerance=tolerance)
+        now = 0
+        while True:
+            observation = Observation(self.features(sim.render()), now, state=sim.ee_position(),
+                                      state_names=models.state_names, model_id=models.model_id)
+            problem = loop.inputs.offer(observation, now)
+            if problem:
+                raise RuntimeError(f"observation refused: {problem}")
             episode.distances.append(float(np.linalg.norm(sim.ee_position() - target)))
-            episode.observed_energies.append(float(l1_energy(observation[None], goal)[0]))
-            if step == budget or episode.observed_energies[-1] <= tolerance:
+            episode.observed_energies.append(loop.energy(observation, goal))
+            decision = loop.step(observation, now, time.monotonic())
+            if decision.kind == FINISHED:
+                episode.reason = decision.outcome.reason
                 break
-            state = torch.as_tensor(sim.ee_position(), dtype=torch.float32)[None, None]
-            result = self.planner.plan(observation[None, None], state, goal, warm)
-            if not result.ok:
-                raise RuntimeError(f"planner failed: {result.reason}")
-            sim.move_ee_by(self.executed(sim.ee_position(), result.actions[0].double().numpy()))
-            warm = shift_warm_start(result.actions)
-            episode.energies.append(float(result.energy))
-            episode.plan_ms.append(float(result.time_ms))
+            if decision.kind != PLAN:
+                raise RuntimeError(f"the MPC loop did not plan: {decision.message}")
+            action = decision.result.actions[0].double().cpu().numpy()
+            sim.move_ee_by(self.executed(sim.ee_position(), action))
+            episode.energies.append(float(decision.result.energy))
+            episode.plan_ms.append(float(decision.result.time_ms))
+            now += STEP_NS
         episode.success = episode.final_distance <= success_radius
         return episode
 
@@ -139,7 +136,7 @@ def evaluate(loop: ReachLoop, episodes: int, seed: int = 0, budget: int = DEFAUL
 
     if episodes < 1 or budget < 1:
         raise ValueError(f"episodes and budget must be >= 1, got episodes={episodes} budget={budget}")
-    size = image_size or loop.encoder.config.crop_size
+    size = image_size or loop.models.encoder.config.crop_size
     rng = np.random.default_rng(seed)
     results = []
     started = time.perf_counter()
@@ -175,7 +172,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="stop an episode once the observed energy is <= this (0: use the whole budget)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--cem", default="{}", help='CEMConfig overrides as JSON, e.g. \'{"samples": 64}\'')
+    parser.add_argument("--settings", default="{}",
+                        help='PlannerSettings overrides as JSON, e.g. \'{"samples": 128}\' (default: the planner '
+                             "node's defaults)")
     parser.add_argument("--ee-margin", type=float, default=EE_BOX_MARGIN,
                         help="keep the EE within the workspace grown by this (m); negative: no limit")
     parser.add_argument("--json", default=None, help="write the summary here")
@@ -186,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     encoder, predictor = load_models(args.encoder, args.predictor)
     box = workspace_box(args.ee_margin) if args.ee_margin >= 0 else None
-    loop = ReachLoop(encoder, predictor, reach_cem_config(predictor, **json.loads(args.cem)), box)
+    loop = ReachLoop(encoder, predictor, reach_settings(**json.loads(args.settings)), box)
 
     def report(i: int, r: ReachEpisode) -> None:
         print(f"episode {i}: {'ok  ' if r.success else 'FAIL'} final {r.final_distance * 100:.1f} cm "
@@ -194,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
               f"{len(r.plan_ms)} steps, median plan {statistics.median(r.plan_ms or [0.0]):.1f} ms", flush=True)
 
     summary = evaluate(loop, args.episodes, args.seed, args.budget, tolerance=args.tolerance, on_episode=report)
-    summary["cem"] = {k: v for k, v in asdict(loop.planner.config).items() if k != "constraints"}
+    summary["settings"] = asdict(loop.loop.settings)
     print(f"success {summary['successes']}/{summary['episodes']} ({summary['success_rate']:.0%}), median final "
           f"distance {summary['median_final_distance_m'] * 100:.1f} cm, "
           f"median plan {summary['median_plan_ms'] or 0:.1f} ms")

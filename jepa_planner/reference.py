@@ -13,15 +13,20 @@ import torch
 from jepa_planner.cem import DynamicsModel
 from jepa_planner.energy import EnergyFn, l1_energy
 
+#: The published setting (V-JEPA 2-AC): 800 samples x 10 iterations, top 10, momentum 0.15 on mean and std.
+PAPER = dict(samples=800, iterations=10, elites=10, momentum_mean=0.15, momentum_std=0.15)
+
 
 def reference_cem(model: DynamicsModel, context: torch.Tensor, state: torch.Tensor, goal: torch.Tensor, *,
-                  low: Sequence[float], high: Sequence[float], samples: int = 800, iterations: int = 10,
-                  elites: int = 10, horizon: int = 1, momentum_mean: float = 0.15, momentum_std: float = 0.15,
+                  low: Sequence[float], high: Sequence[float], samples: int = PAPER["samples"],
+                  iterations: int = PAPER["iterations"], elites: int = PAPER["elites"], horizon: int = 1,
+                  momentum_mean: float = PAPER["momentum_mean"], momentum_std: float = PAPER["momentum_std"],
                   init_std: float | Sequence[float] | None = None, energy: EnergyFn = l1_energy,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Plan `horizon` actions (H, A) for context (1,C,N,D), state (1,C,S) towards goal features (N,D).
 
-    `init_std` None means half the box width per axis (as `CEMConfig`).
+    The defaults are the published setting (`PAPER`); `init_std` None means half the box width per axis (as
+    `CEMConfig`).
     """
     device = context.device
     low_t = torch.as_tensor(low, dtype=torch.float32, device=device)

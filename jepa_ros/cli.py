@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jepa_world_model.train", "train the action-conditioned predictor on recordings"),
     "eval-offline": ("jepa_world_model.offline_eval", "held-out rollout error and energy landscape"),
     "model-info": ("jepa_world_model.model_info", "what a checkpoint holds, plus one timed forward pass"),
+    "soak": ("jepa_ros.soak", "the sim stack under random goals, peer kills and hostile input; every command checked"),
 }
 
 

@@ -1,4 +1,9 @@
-"""`jepa eval`: closed-loop reach episodes on the built-in simulation, through the real nodes over DDS."""
+"""`jepa eval`: closed-loop reach episodes on the built-in simulation, through the real nodes over DDS.
+
+`run_episodes` is the one episode loop: `jepa eval` and `jepa demo` both run it (the demo adds pictures through its
+callbacks). The episode protocol (targets, step budget, success radius) is the offline reach loop's
+(`jepa_planner.offline_reach`), so both judge a reach the same way.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,27 +12,49 @@ import platform
 import statistics
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
+from jepa_planner.offline_reach import DEFAULT_BUDGET, SUCCESS_RADIUS
 from jepa_ros.launch_xml import REPO_ROOT
 
-DEFAULT_BUDGET = 25
-SUCCESS_RADIUS = 0.02
+__all__ = ["DEFAULT_BUDGET", "SUCCESS_RADIUS", "add_stack_arguments", "run_episodes", "sample_targets", "summarise"]
+
+#: (index, target, client) before an episode starts (the sim is reset and the controller armed)
+BeforeEpisode = Callable[[int, np.ndarray, Any], None]
+#: (index, EpisodeResult, client) after an episode ended
+AfterEpisode = Callable[[int, Any, Any], None]
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that `jepa eval` and `jepa demo` share: the step budget and the stack's launch arguments
+    (left out, a launch argument keeps launch/sim.launch.xml's default)."""
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+                        help=f"control steps allowed per episode (default: {DEFAULT_BUDGET})")
+    parser.add_argument("--encoder", default=None,
+                        help="encoder source: preset, checkpoint, .pt, HF dir (default: the shipped sim model)")
+    parser.add_argument("--predictor", default=None,
+                        help="predictor source: preset or checkpoint dir (default: the shipped sim model)")
+    parser.add_argument("--device", default=None,
+                        help="torch device of the nodes: auto, cpu, cuda, ... (default: the launch file's, auto)")
+
+
+def stack_arguments(args: argparse.Namespace) -> dict[str, str]:
+    """Launch arguments for launch/sim.launch.xml from the options of :func:`add_stack_arguments`."""
+    return {name: getattr(args, name) for name in ("encoder", "predictor", "device")
+            if getattr(args, name) is not None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `jepa eval`."""
     parser.add_argument("--episodes", type=int, default=20, help="number of reach episodes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the goal targets")
-    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="control steps allowed per episode")
+    add_stack_arguments(parser)
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "artifacts" / "eval.json", help="result file")
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="ReachGoal energy tolerance that ends an episode as reached (<= 0: the planner's "
                              "default_tolerance; tiny, e.g. 1e-6: always use the whole budget)")
-    parser.add_argument("--encoder", default="default", help="encoder source (preset, checkpoint, .pt, HF dir)")
-    parser.add_argument("--predictor", default="default", help="predictor source (preset or checkpoint dir)")
-    parser.add_argument("--device", default="cpu", help="torch device of the nodes")
     parser.add_argument("--logs", type=Path, default=REPO_ROOT / "artifacts" / "logs", help="node logs folder")
 
 
@@ -62,9 +89,12 @@ def summarise(results: list, task: str = "reach", **extra) -> dict:
     }
 
 
-def run_episodes(targets: np.ndarray, budget: int, *, encoder: str, predictor: str, device: str, log_dir: Path,
-                 tolerance: float = 0.0, on_episode=None, on_step=None) -> list:
-    """Bring the sim stack up, run one reach episode per target, bring it down. Stops early on a dead node."""
+def run_episodes(targets: np.ndarray, budget: int, *, arguments: dict[str, str], log_dir: Path,
+                 tolerance: float = 0.0, before_episode: BeforeEpisode | None = None,
+                 on_episode: AfterEpisode | None = None, on_step=None) -> list:
+    """Bring the sim stack up (launch/sim.launch.xml with `arguments`), run one reach episode per target from the
+    home pose, bring it down; returns the EpisodeResults. Stops early, with the node's last output on stderr,
+    when a node dies. `on_step(step, energy, distance, plan_ms)` is called for every control step."""
     import rclpy
 
     from jepa_ros.reach_client import ReachClient
@@ -74,19 +104,20 @@ def run_episodes(targets: np.ndarray, budget: int, *, encoder: str, predictor: s
     print(f"ROS_DOMAIN_ID={isolate_ros_graph()}; node logs in {log_dir}", flush=True)
     rclpy.init()
     try:
-        with Stack(arguments={"encoder": encoder, "predictor": predictor, "device": device},
-                   log_dir=log_dir) as stack:
+        with Stack(arguments=arguments, log_dir=log_dir) as stack:
             client = ReachClient(success_radius=SUCCESS_RADIUS)
             try:
                 client.wait_until_ready(timeout=120.0)
                 for index, target in enumerate(targets):
                     client.reset_sim()
                     client.arm(True)
+                    if before_episode is not None:
+                        before_episode(index, target, client)
                     result = client.run_episode(target, budget, tolerance, alive=lambda: not stack.dead(),
                                                 on_step=on_step)
                     results.append(result)
                     if on_episode is not None:
-                        on_episode(index, result)
+                        on_episode(index, result, client)
                     if stack.dead():
                         dead = ", ".join(stack.dead())
                         print(f"stopping: {dead} exited; last output:\n{stack.log_tail(stack.dead()[0])}",
@@ -103,13 +134,13 @@ def main(args: argparse.Namespace) -> int:
     """Run `jepa eval`."""
     targets = sample_targets(args.episodes, args.seed)
 
-    def report(index: int, result) -> None:
+    def report(index: int, result, _client) -> None:
         mark = "ok  " if result.success else "FAIL"
         print(f"[{mark}] episode {index + 1}/{len(targets)}: {result.steps} steps, final distance "
               f"{100 * result.final_distance:.1f} cm ({result.reason})", flush=True)
 
-    results = run_episodes(targets, args.budget, encoder=args.encoder, predictor=args.predictor,
-                           device=args.device, log_dir=args.logs, tolerance=args.tolerance, on_episode=report)
+    results = run_episodes(targets, args.budget, arguments=stack_arguments(args), log_dir=args.logs,
+                           tolerance=args.tolerance, on_episode=report)
     summary = summarise(results, seed=args.seed, budget=args.budget, tolerance=args.tolerance,
                         requested_episodes=args.episodes)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
 
+from jepa_planner.offline_reach import SUCCESS_RADIUS
 from jepa_ros.ros_util import latched_qos, reliable_qos, sensor_qos
 from jepa_ros.stack import wait_until
 
@@ -52,7 +53,8 @@ def image_to_array(msg: Image) -> np.ndarray:
 class ReachClient:
     """A ROS node (spun in a background thread) that drives reach episodes on the simulated stack."""
 
-    def __init__(self, success_radius: float = 0.02, sim: str = "/sim_node", controller: str = "/controller_node"):
+    def __init__(self, success_radius: float = SUCCESS_RADIUS, sim: str = "/sim_node",
+                 controller: str = "/controller_node"):
         self.success_radius = success_radius
         self.node = Node("jepa_reach_client")
         self._lock = threading.Lock()

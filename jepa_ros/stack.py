@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from jepa_ros.launch_xml import REPO_ROOT, NodeSpec, read_launch_file
+from jepa_ros.launch_xml import REPO_ROOT, LaunchFileError, NodeSpec, read_launch_file
 
 SIM_LAUNCH = REPO_ROOT / "launch" / "sim.launch.xml"
 
@@ -43,7 +43,13 @@ class Stack:
 
     def __init__(self, launch_file: Path = SIM_LAUNCH, arguments: dict[str, str] | None = None,
                  log_dir: Path | None = None, extra_params: dict[str, dict[str, str]] | None = None):
-        self.specs = {spec.name: spec for spec in read_launch_file(launch_file, arguments)}
+        specs = read_launch_file(launch_file, arguments)
+        names = [spec.name for spec in specs]
+        shared = sorted({name for name in names if names.count(name) > 1})
+        if shared:
+            raise LaunchFileError(f"{launch_file}: several nodes are named {shared}; Stack needs unique names "
+                                  f"(logs and stop() go by name)")
+        self.specs = {spec.name: spec for spec in specs}
         for node, params in (extra_params or {}).items():
             self.specs[node].params.update({k: str(v) for k, v in params.items()})
         self.log_dir = Path(log_dir or REPO_ROOT / "artifacts" / "logs")

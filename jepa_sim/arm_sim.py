@@ -150,6 +150,7 @@ class ArmSim:
         self._q_ref = np.zeros(3)
         self._qd_ref = np.zeros(3)
         self._twist = np.zeros(3)  # world frame
+        self._twist_deadline: float | None = None  # simulated time at which the twist times out
         self._p_des = np.zeros(3)  # world frame
         self._motion: tuple[np.ndarray, np.ndarray, float, float] | None = None  # q0, q1, t0, duration
         mujoco.mj_forward(self.model, self._scratch)
@@ -215,12 +216,18 @@ class ArmSim:
         mujoco.mj_forward(self.model, self.data)
 
     # --------------------------------------------------------------- commands
-    def start_twist(self, linear: Sequence[float]) -> None:
-        """Start servoing the EE at ``linear`` (m/s, base frame) until another command or ``stop``."""
+    def start_twist(self, linear: Sequence[float], timeout: float | None = None) -> None:
+        """Start servoing the EE at ``linear`` (m/s, base frame) until another command or ``stop``.
+
+        With ``timeout`` the twist also ends (the arm stops) once ``timeout`` s of simulated time pass without a
+        new twist, as MoveIt Servo does when its command stream stops.
+        """
         v = _as_vector(linear, 3, "linear")
+        deadline = None if timeout is None else self.time + _as_duration(timeout, "timeout")
         if self._mode != "twist":  # anchor the set-point at the measured EE so moves are relative to it
             self._p_des = self.data.site_xpos[self._site_id].copy()
         self._twist = self._base_rot() @ v
+        self._twist_deadline = deadline
         self._mode = "twist"
 
     def start_joint_motion(self, positions: Sequence[float], duration: float) -> float:
@@ -241,6 +248,7 @@ class ArmSim:
         """Stop any motion and hold the current reference pose."""
         self._mode = "hold"
         self._motion = None
+        self._twist_deadline = None
         self._qd_ref = np.zeros(3)
 
     def step(self, n: int = 1) -> None:
@@ -248,6 +256,9 @@ class ArmSim:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be an int >= 0, got {n!r}")
         for _ in range(int(n)):
+            if (self._mode == "twist" and self._twist_deadline is not None
+                    and self.data.time >= self._twist_deadline - 1e-9):
+                self.stop()  # the twist timed out
             self._update_reference()
             self._write_ctrl()
             mujoco.mj_step(self.model, self.data)

@@ -2,8 +2,8 @@
 
 As in V-JEPA 2-AC, an action is what takes state t to state t+1: the xyz difference, the relative rotation
 R(t+1) R(t)^T as extrinsic x-y-z Euler angles, the gripper difference; joint states give joint deltas. Action
-dimension ``d<name>`` belongs to state dimension ``<name>``, which is how the predictor's ``state_update="add"``
-maps actions onto states.
+dimension ``d<name>`` belongs to state dimension ``<name>``, which is how the predictor's ``state_update`` maps
+actions onto states (``ee_pose`` composes the rotation back: :func:`compose_rotations`).
 
 State kinds:
 - ``ee_xyz``: end-effector position [x, y, z] (m), from geometry_msgs/PoseStamped.
@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 from transforms3d.euler import euler2mat, mat2euler, quat2euler
 
+from .config import ROTATION_NAMES, rotation_slice
+
 STATE_KINDS = ("ee_xyz", "ee_pose", "joints")
-ROTATION_NAMES = ("roll", "pitch", "yaw")
 _EULER_AXES = "sxyz"  # static (extrinsic) x, then y, then z
 
 
@@ -52,11 +53,25 @@ def action_names(names: tuple[str, ...], units: tuple[str, ...]) -> tuple[tuple[
     return tuple(f"d{n}" for n in names), tuple(units)
 
 
-def _rotation_slice(names: tuple[str, ...]) -> slice | None:
-    for start in range(len(names) - 2):
-        if tuple(names[start:start + 3]) == ROTATION_NAMES:
-            return slice(start, start + 3)
-    return None
+def relative_rotations(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Extrinsic x-y-z Euler angles of R(end) R(start)^T for rows (..., 3) of Euler angles (float64)."""
+    start, end = np.broadcast_arrays(np.asarray(start, np.float64), np.asarray(end, np.float64))
+    out = np.empty(start.shape)
+    for index in np.ndindex(start.shape[:-1]):
+        r0 = euler2mat(*start[index], axes=_EULER_AXES)
+        out[index] = mat2euler(euler2mat(*end[index], axes=_EULER_AXES) @ r0.T, axes=_EULER_AXES)
+    return out
+
+
+def compose_rotations(delta: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Extrinsic x-y-z Euler angles of R(delta) R(current) for rows (..., 3) of Euler angles (float64): the
+    orientation after the relative rotation ``delta`` (the inverse of :func:`relative_rotations`)."""
+    delta, current = np.broadcast_arrays(np.asarray(delta, np.float64), np.asarray(current, np.float64))
+    out = np.empty(delta.shape)
+    for index in np.ndindex(delta.shape[:-1]):
+        rotation = euler2mat(*delta[index], axes=_EULER_AXES) @ euler2mat(*current[index], axes=_EULER_AXES)
+        out[index] = mat2euler(rotation, axes=_EULER_AXES)
+    return out
 
 
 def state_differences(states: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
@@ -69,10 +84,7 @@ def state_differences(states: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     if states.ndim != 2 or states.shape[1] != len(names):
         raise ValueError(f"states must be (T, {len(names)}) for names {names}, got shape {states.shape}")
     actions = np.diff(states, axis=0)
-    rot = _rotation_slice(names)
+    rot = rotation_slice(names)
     if rot is not None:
-        for t in range(len(actions)):
-            r0 = euler2mat(*states[t, rot], axes=_EULER_AXES)
-            r1 = euler2mat(*states[t + 1, rot], axes=_EULER_AXES)
-            actions[t, rot] = mat2euler(r1 @ r0.T, axes=_EULER_AXES)
+        actions[:, rot] = relative_rotations(states[:-1, rot], states[1:, rot])
     return actions

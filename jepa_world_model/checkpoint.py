@@ -20,7 +20,9 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ConfigError, ModelNotAvailableError
+from .errors import CheckpointError, ConfigError
+from .models import DEFAULT_MODEL_DIR, DEFAULT_SOURCE  # noqa: F401  (re-exported: shipped model names)
+from .models import resolve_model_source as resolve_source  # noqa: F401  (re-exported)
 
 FORMAT = "jepa_ros/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -29,9 +31,11 @@ PARTS = ("encoder", "predictor")
 _PREFIXES = ("module.", "backbone.")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SAMPLES_PER_TENSOR = 1024
-#: Source name of the model shipped with the package (trained on the built-in simulation) and its directory.
-DEFAULT_SOURCE = "default"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "sim_reach"
+#: LayerNorm eps of the official V-JEPA 2 models (``partial(nn.LayerNorm, eps=1e-6)`` in the reference
+#: builders of the encoders and the AC predictor); files carry no eps, so loaders of ``.pt`` files set it.
+OFFICIAL_LAYER_NORM_EPS = 1e-6
+#: Entries of official files that hold each part, in the order loaders look for them.
+OFFICIAL_KEYS = {"encoder": ("encoder", "target_encoder"), "predictor": ("predictor",)}
 
 
 def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -47,10 +51,11 @@ def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
-def read_torch_file(path: str | os.PathLike) -> Any:
-    """``torch.load`` restricted to tensors and plain containers; refuses files needing pickle code."""
+def read_torch_file(path: str | os.PathLike, mmap: bool = False) -> Any:
+    """``torch.load`` restricted to tensors and plain containers; refuses files needing pickle code. ``mmap``
+    maps the file instead of reading it (zip-format files only)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if found is None:
@@ -83,6 +88,28 @@ def official_part(path: str | os.PathLike, keys: Iterable[str]) -> dict[str, tor
     if _is_state_dict(obj):
         return strip_prefixes(obj)
     raise CheckpointError(f"{path}: none of the entries {list(keys)} found; top-level keys: {sorted(obj)[:20]}")
+
+
+def official_parts(path: str | os.PathLike) -> tuple[str, ...]:
+    """The parts ("encoder", "predictor") an official ``.pt`` file holds (a flat state dict: judged by its
+    parameter names); :class:`CheckpointError` when it holds neither."""
+    try:
+        obj = read_torch_file(path, mmap=True)
+    except CheckpointError:  # not zip-format: read it
+        obj = read_torch_file(path)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a dict at the top level, got {type(obj).__name__}")
+    found = tuple(part for part, keys in OFFICIAL_KEYS.items() if any(key in obj for key in keys))
+    if found:
+        return found
+    if _is_state_dict(obj):
+        names = strip_prefixes(obj)
+        found = tuple(part for part, key in (("encoder", "patch_embed.proj.weight"),
+                                             ("predictor", "predictor_embed.weight")) if key in names)
+        if found:
+            return found
+    raise CheckpointError(f"{path}: holds no encoder or predictor (entries {sorted(OFFICIAL_KEYS)} or their "
+                          f"weights); top-level keys: {sorted(obj)[:20]}")
 
 
 def check_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
@@ -197,16 +224,6 @@ def is_hf_dir(path: str | os.PathLike) -> bool:
         return json.loads(cfg.read_text()).get("model_type") == "vjepa2"
     except (json.JSONDecodeError, AttributeError):
         return False
-
-
-def resolve_source(source: str | os.PathLike) -> str | os.PathLike:
-    """``"default"`` -> the shipped checkpoint directory (``DEFAULT_MODEL_DIR``); any other source unchanged."""
-    if os.fspath(source) != DEFAULT_SOURCE:
-        return source
-    if not is_checkpoint_dir(DEFAULT_MODEL_DIR):
-        raise ModelNotAvailableError(f"the default model is missing from {DEFAULT_MODEL_DIR}; "
-                                     f"create it with scripts/make_default_model.sh")
-    return DEFAULT_MODEL_DIR
 
 
 def classify_source(source: str | os.PathLike, presets: Iterable[str]) -> str:

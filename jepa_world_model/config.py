@@ -15,7 +15,11 @@ from .errors import ConfigError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_MODES = ("short_side", "if_needed", "none")
-STATE_UPDATES = ("add", "none")
+#: Rollout state integration rules (see :class:`PredictorConfig`).
+STATE_UPDATES = ("add", "ee_pose", "none")
+#: State dimension names of an orientation as extrinsic x-y-z Euler angles, and of a gripper opening.
+ROTATION_NAMES = ("roll", "pitch", "yaw")
+GRIPPER_NAME = "gripper"
 #: eps of the affine-free layer-norm applied to features (encoder output option, rollout feedback).
 FEATURE_NORM_EPS = 1e-5
 
@@ -128,6 +132,30 @@ class StateSpace(_Space):
         return cls.generic(dim, "s", bound=10.0)
 
 
+def rotation_slice(names: Sequence[str]) -> slice | None:
+    """Where consecutive dimensions named [roll, pitch, yaw] sit in ``names`` (None: nowhere)."""
+    names = tuple(names)
+    for start in range(len(names) - 2):
+        if names[start:start + 3] == ROTATION_NAMES:
+            return slice(start, start + 3)
+    return None
+
+
+def rotation_action_dims(action_to_state: Sequence[int], state_names: Sequence[str]) -> tuple[int, int, int] | None:
+    """The action dims driving the states' [roll, pitch, yaw] (in that order), or None when the states have no
+    such triple or one of its dims is not driven by exactly one action dim."""
+    rot = rotation_slice(state_names)
+    if rot is None:
+        return None
+    dims = []
+    for j in range(rot.start, rot.stop):
+        driving = [i for i, m in enumerate(action_to_state) if m == j]
+        if len(driving) != 1:
+            return None
+        dims.append(driving[0])
+    return dims[0], dims[1], dims[2]
+
+
 def derive_action_to_state(actions: ActionSpace, states: StateSpace) -> tuple[int, ...]:
     """For each action dim, the state dim it is added to (-1: none).
 
@@ -231,9 +259,14 @@ class PredictorConfig:
 
     ``embed_dim`` is the encoder feature width D, ``width`` the predictor's own width. ``grid_size`` is the
     patch grid (rows, cols) of one frame, ``max_steps`` the number of time steps its positions support.
-    ``state_update`` says how rollout integrates future states (``add``: ``s += a`` on the state dims given
-    by ``action_to_state``; ``none``: keep the last state). ``normalize_rollout`` layer-norms (no affine) each
-    predicted frame before it is fed back, matching layer-normed training targets.
+    ``state_update`` says how rollout integrates future states from actions (and how default context actions
+    are derived from context states): ``add``: ``s += a`` on the state dims given by ``action_to_state``;
+    ``ee_pose``: as V-JEPA 2-AC does for end-effector poses, the [roll, pitch, yaw] dims (extrinsic x-y-z Euler
+    angles) are composed as rotations, R(s') = R(a) R(s), the other mapped dims are added, and a ``gripper`` dim
+    is clipped to the state space's bounds; ``none``: keep the last state. Not given (None): ``ee_pose`` when the
+    states hold a [roll, pitch, yaw] triple that actions map onto, else ``add``. ``normalize_rollout``
+    layer-norms (no affine) each predicted frame before it is fed back, matching layer-normed training targets.
+    ``layer_norm_eps`` is the eps of every LayerNorm (official files: the reference's 1e-6).
     """
 
     name: str = "custom"
@@ -247,7 +280,7 @@ class PredictorConfig:
     action_space: ActionSpace = field(default_factory=lambda: ActionSpace.default(7))
     state_space: StateSpace = field(default_factory=lambda: StateSpace.default(7))
     extrinsics_dim: int | None = None
-    state_update: str = "add"
+    state_update: str | None = None
     action_to_state: tuple[int, ...] | None = None
     normalize_rollout: bool = True
     qkv_bias: bool = True
@@ -275,8 +308,6 @@ class PredictorConfig:
             raise ConfigError("PredictorConfig.action_space/state_space must be ActionSpace/StateSpace")
         if self.extrinsics_dim is not None:
             _positive_int("PredictorConfig.extrinsics_dim", self.extrinsics_dim)
-        if self.state_update not in STATE_UPDATES:
-            raise ConfigError(f"PredictorConfig.state_update={self.state_update!r}; expected one of {STATE_UPDATES}")
         object.__setattr__(self, "layer_norm_eps", float(self.layer_norm_eps))
         mapping = self.action_to_state
         if mapping is None:
@@ -288,11 +319,25 @@ class PredictorConfig:
         for i, m in enumerate(mapping):
             if not -1 <= m < self.state_dim:
                 raise ConfigError(f"PredictorConfig.action_to_state[{i}]={m} is not a state index or -1")
-        if self.state_update == "add" and all(m < 0 for m in mapping):
-            raise ConfigError(
-                "PredictorConfig.state_update='add' but no action dim maps to a state dim: name actions "
-                "'d<state name>', give action_to_state explicitly, or use state_update='none'")
         object.__setattr__(self, "action_to_state", mapping)
+        self._check_state_update()
+
+    def _check_state_update(self) -> None:
+        """Fill in a derived ``state_update`` and check that the spaces support it."""
+        rotation = rotation_action_dims(self.action_to_state, self.state_space.names)
+        if self.state_update is None:
+            object.__setattr__(self, "state_update", "add" if rotation is None else "ee_pose")
+        if self.state_update not in STATE_UPDATES:
+            raise ConfigError(f"PredictorConfig.state_update={self.state_update!r}; expected one of {STATE_UPDATES}")
+        if self.state_update != "none" and all(m < 0 for m in self.action_to_state):
+            raise ConfigError(
+                f"PredictorConfig.state_update={self.state_update!r} but no action dim maps to a state dim: name "
+                f"actions 'd<state name>', give action_to_state explicitly, or use state_update='none'")
+        if self.state_update == "ee_pose" and rotation is None:
+            raise ConfigError(
+                f"PredictorConfig.state_update='ee_pose' needs states with consecutive dims {ROTATION_NAMES} each "
+                f"driven by one action dim; states are {self.state_space.names}, action_to_state "
+                f"{self.action_to_state}. Use state_update='add' for other spaces")
 
     @property
     def action_dim(self) -> int:
@@ -303,6 +348,11 @@ class PredictorConfig:
     def state_dim(self) -> int:
         """S, the state dimension."""
         return self.state_space.dim
+
+    @property
+    def rotation_action_dims(self) -> tuple[int, int, int] | None:
+        """Action dims of the [roll, pitch, yaw] deltas (see :func:`rotation_action_dims`)."""
+        return rotation_action_dims(self.action_to_state, self.state_space.names)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -333,8 +383,8 @@ class PredictorConfig:
         """A copy with some fields changed.
 
         Besides the fields, ``action_dim`` / ``state_dim`` are accepted: they swap in a default space of that
-        size unless the matching space is overridden too. Changing a space re-derives ``action_to_state``
-        unless it is given.
+        size unless the matching space is overridden too. Changing a space re-derives ``action_to_state`` and
+        (unless it is ``none``) ``state_update``, each unless given.
         """
         overrides = dict(overrides)
         action_dim = overrides.pop("action_dim", None)
@@ -347,8 +397,10 @@ class PredictorConfig:
         for key in ("action_space", "state_space"):
             if isinstance(overrides.get(key), dict):
                 overrides[key] = (ActionSpace if key == "action_space" else StateSpace).from_dict(overrides[key])
-        if ("action_space" in overrides or "state_space" in overrides) and "action_to_state" not in overrides:
-            overrides["action_to_state"] = None
+        if "action_space" in overrides or "state_space" in overrides:
+            overrides.setdefault("action_to_state", None)
+            if self.state_update != "none":
+                overrides.setdefault("state_update", None)
         new = dataclasses.replace(self, **overrides)
         if action_dim is not None and new.action_dim != action_dim:
             raise ConfigError(f"action_dim={action_dim} conflicts with action_space of dim {new.action_dim}")

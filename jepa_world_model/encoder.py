@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import (FingerprintCache, build_module, checkpoint_part, classify_source, load_strictly,
-                         official_part, resolve_source)
+from .checkpoint import (OFFICIAL_KEYS, OFFICIAL_LAYER_NORM_EPS, FingerprintCache, build_module, checkpoint_part,
+                         classify_source, load_strictly, official_part)
 from .config import EncoderConfig
 from .errors import CheckpointError, ConfigError, InputError
 from .features import layer_norm_features
+from .models import resolve_model_source
 from .preprocessing import preprocess
 from .presets import ENCODER_PRESETS, encoder_preset, encoder_preset_for_width
 from .rope import grid_positions, rope_tables
@@ -105,9 +106,11 @@ class Encoder(nn.Module):
         return self.encode_pixels(self.preprocess(x))
 
 
-def infer_encoder_config(state_dict: dict[str, torch.Tensor], overrides: dict[str, Any]) -> EncoderConfig:
-    """Architecture from official weights: sizes from tensor shapes, heads/crop from the released preset of
-    that width (``overrides`` win, e.g. ``num_heads=`` for other widths or ``crop_size=384``)."""
+def infer_encoder_config(state_dict: dict[str, torch.Tensor], overrides: dict[str, Any],
+                         what: str = "encoder") -> EncoderConfig:
+    """Architecture from official weights: sizes from tensor shapes, the reference's LayerNorm eps, heads/crop
+    from the released preset of that width (``overrides`` win, e.g. ``num_heads=`` for other widths or
+    ``crop_size=384``). A width no preset has needs ``num_heads``: :class:`ConfigError` says so."""
     if "patch_embed.proj.weight" not in state_dict:
         raise CheckpointError(f"encoder weights lack 'patch_embed.proj.weight'; keys start with "
                               f"{sorted(state_dict)[:5]}")
@@ -116,13 +119,16 @@ def infer_encoder_config(state_dict: dict[str, torch.Tensor], overrides: dict[st
     inferred = {"width": width, "patch_size": patch, "tubelet_size": tubelet,
                 "depth": len({k.split(".")[1] for k in state_dict if k.startswith("blocks.")}),
                 "mlp_hidden": fc1.shape[0] if fc1 is not None else 4 * width,
-                "qkv_bias": "blocks.0.attn.qkv.bias" in state_dict}
+                "qkv_bias": "blocks.0.attn.qkv.bias" in state_dict, "layer_norm_eps": OFFICIAL_LAYER_NORM_EPS}
     try:
         base = encoder_preset_for_width(width)
-    except ConfigError:
+    except ConfigError as exc:
         if "num_heads" not in overrides:
-            raise
+            raise ConfigError(f"{what}: {exc}, so its number of attention heads is unknown; give it: "
+                              f"load_encoder(path, num_heads=N) (jepa model-info: --encoder-heads N)") from exc
         base = EncoderConfig(name="custom", width=width, num_heads=overrides["num_heads"])
+    if (inferred["depth"], inferred["mlp_hidden"]) != (base.depth, base.mlp_hidden):
+        inferred["name"] = "custom"
     return base.replace(**{**inferred, **overrides})
 
 
@@ -137,7 +143,7 @@ def load_encoder(source: str | os.PathLike, **overrides: Any) -> Encoder:
     """
     seed = overrides.pop("seed", 0)
     checkpoint_key = overrides.pop("checkpoint_key", None)
-    source = resolve_source(source)
+    source = resolve_model_source(source)
     kind = classify_source(source, ENCODER_PRESETS)
     if kind == "preset":
         config = encoder_preset(os.fspath(source)).replace(**overrides)
@@ -146,11 +152,11 @@ def load_encoder(source: str | os.PathLike, **overrides: Any) -> Encoder:
         config_dict, state_dict = checkpoint_part(source, "encoder")
         config = EncoderConfig.from_dict(config_dict).replace(**overrides)
     elif kind == "official":
-        keys = (checkpoint_key,) if checkpoint_key else ("encoder", "target_encoder")
+        keys = (checkpoint_key,) if checkpoint_key else OFFICIAL_KEYS["encoder"]
         state_dict = official_part(source, keys)
         for key in UNUSED_OFFICIAL_KEYS:
             state_dict.pop(key, None)
-        config = infer_encoder_config(state_dict, overrides)
+        config = infer_encoder_config(state_dict, overrides, os.fspath(source))
     else:
         from .hf import load_hf_encoder
 

@@ -30,8 +30,11 @@ ENCODINGS: dict[str, tuple[int, int, tuple[int, ...]]] = {
 }
 #: Every value of ImageEncodingError.kind.
 ERROR_KINDS = ("encoding", "size", "step", "truncated", "length", "compressed")
-#: Largest accepted frame, in pixels (an 8K frame is ~33 Mpx); larger headers are treated as corrupt.
-DEFAULT_MAX_PIXELS = 40_000_000
+#: Largest accepted frame, in pixels: 4K UHD (3840 x 2160). Larger headers are refused before any decoding, so
+#: one frame never takes more than about 3 bytes per pixel of this (x a small number of working copies).
+DEFAULT_MAX_PIXELS = 3840 * 2160
+#: Formats a CompressedImage may hold (Pillow is never asked to parse anything else).
+COMPRESSED_FORMATS = ("JPEG", "PNG")
 CROP_MODES = ("center", "none")
 
 
@@ -95,15 +98,19 @@ def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 
 def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage-like message (jpeg, png, ... via Pillow) to (H, W, 3) uint8 RGB."""
+    """Decode a sensor_msgs/CompressedImage-like message (jpeg or png, via Pillow) to (H, W, 3) uint8 RGB.
+
+    The size is read from the image header first (Pillow opens lazily) and checked against ``max_pixels`` before
+    a single pixel is decoded, so a small file that claims a huge image costs no memory.
+    """
     from PIL import Image as PILImage  # Pillow is only needed for compressed frames.
 
     data = _as_bytes(msg.data)
     if data.size == 0:
         raise ImageEncodingError("truncated", f"CompressedImage (format {msg.format!r}) has no data")
     try:
-        with PILImage.open(io.BytesIO(data.tobytes())) as image:
-            _check_size(image.height, image.width, max_pixels)
+        with PILImage.open(io.BytesIO(data.tobytes()), formats=COMPRESSED_FORMATS) as image:
+            _check_size(image.height, image.width, max_pixels)  # header only: nothing decoded yet
             rgb = np.array(image.convert("RGB"), dtype=np.uint8)
     except ImageEncodingError:
         raise

@@ -17,14 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .features import l1_energy
-
+from .actions import state_differences
 from .checkpoint import init_weights, read_checkpoint_config
 from .dataset import ReadOptions, load_episodes, make_clips
-from .actions import state_differences
 from .encoder import load_encoder
+from .errors import WorldModelError
 from .feature_cache import FeatureCache
-from .predictor import ACPredictor, load_predictor
+from .features import l1_energy
+from .models import resolve_model_source
+from .predictor import ACPredictor
+from .predictor_loading import load_predictor
 
 LOG = logging.getLogger(__name__)
 
@@ -34,8 +36,9 @@ class EvalError(ValueError):
 
 
 def load_models(checkpoint: str | Path, encoder_source: str | None = None):
-    """Encoder and predictor of a checkpoint (the encoder from the checkpoint, else ``encoder_source`` or the
-    training metadata's encoder, with layer-normed output)."""
+    """Encoder and predictor of a checkpoint directory or shipped model name (the encoder from the checkpoint,
+    else ``encoder_source`` or the training metadata's encoder, with layer-normed output)."""
+    checkpoint = resolve_model_source(checkpoint)
     predictor = load_predictor(checkpoint)
     config = read_checkpoint_config(checkpoint)
     if encoder_source is None and config.get("encoder"):
@@ -141,7 +144,8 @@ def evaluate(checkpoint: str | Path, data: list[str], horizon: int = 3, fps: flo
     (the first clip's in full, the distance of the minimum to the true action for ``landscape_clips`` clips)."""
     encoder, predictor = load_models(checkpoint, encoder_source)
     if fps is None:  # evaluate at the training rate unless told otherwise
-        fps = read_checkpoint_config(checkpoint).get("metadata", {}).get("training", {}).get("fps")
+        metadata = read_checkpoint_config(resolve_model_source(checkpoint)).get("metadata", {})
+        fps = metadata.get("training", {}).get("fps")
     if horizon < 1 or horizon > predictor.max_horizon:
         raise EvalError(f"horizon must be in [1, {predictor.max_horizon}], got {horizon}")
     episodes, skipped = load_episodes(data, options or ReadOptions())
@@ -182,19 +186,48 @@ def evaluate(checkpoint: str | Path, data: list[str], horizon: int = 3, fps: flo
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `jepa eval-offline`."""
     parser.add_argument("data", nargs="+", help="held-out MCAP files, rosbag2 bags or directories")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint directory written by `jepa train`")
-    parser.add_argument("--horizon", type=int, default=3, help="rollout steps")
-    parser.add_argument("--fps", type=float, default=None, help="resample frames (default: the training rate)")
-    parser.add_argument("--encoder", default=None, help="encoder when the checkpoint holds none")
-    parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/jepa_ros/features)")
-    parser.add_argument("--max-clips", type=int, default=512, help="evaluate at most this many clips")
-    parser.add_argument("--landscape-clips", type=int, default=8, help="clips with an energy landscape")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--camera-topic", default=None)
-    parser.add_argument("--state-kind", default="auto", choices=("auto", "ee_xyz", "ee_pose", "joints"))
-    parser.add_argument("--state-topic", default=None)
-    parser.add_argument("--json", default=None, help="write the results here")
-    parser.add_argument("--plot", default=None, help="write the energy landscape (PNG) here")
+    parser.add_argument("--checkpoint", default="default",
+                        help="checkpoint directory written by `jepa train`, or 'default' (the shipped sim model) "
+                             "(default: %(default)s)")
+    parser.add_argument("--horizon", type=int, default=3, help="rollout steps (default: %(default)s)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="resample frames to this rate (default: the training rate, else every frame)")
+    parser.add_argument("--encoder", default=None,
+                        help="encoder source when the checkpoint holds none (default: the one its training used)")
+    parser.add_argument("--cache-dir", default=None, help="feature cache (default: ~/.cache/jepa_ros/features)")
+    parser.add_argument("--max-clips", type=int, default=512,
+                        help="evaluate at most this many clips, drawn at random (default: %(default)s)")
+    parser.add_argument("--landscape-clips", type=int, default=8,
+                        help="clips with an energy landscape (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the clip draw and the untrained baseline (default: %(default)s)")
+    parser.add_argument("--camera-topic", default=None,
+                        help="image topic (default: the only image topic, or /camera/image_raw among several)")
+    parser.add_argument("--state-kind", default="auto", choices=("auto", "ee_xyz", "ee_pose", "joints"),
+                        help="robot state to read (default: %(default)s: ee_xyz when a pose topic exists, "
+                             "else joints)")
+    parser.add_argument("--state-topic", default=None,
+                        help="topic of the state messages (default: by type, /ee_pose or /joint_states preferred)")
+    parser.add_argument("--json", default=None, help="write the results here (default: print only)")
+    parser.add_argument("--plot", default=None, help="write the energy landscape (PNG) here (default: no plot)")
+
+
+def format_summary(result: dict) -> str:
+    """The lines `jepa eval-offline` prints: L1 per horizon step, means, and the landscape minimum's distance."""
+    table, means = result["rollout_l1"], result["mean_l1"]
+    lines = [f"{result['clips']} clips from {result['episodes']} episodes ({result['skipped']} skipped)",
+             "step  trained  untrained  no-motion"]
+    for h in range(result["horizon"]):
+        lines.append(f"{h + 1:4d}  {table['trained'][h]:7.4f}  {table['untrained'][h]:9.4f}  "
+                     f"{table['no_motion'][h]:9.4f}")
+    lines.append(f"mean  {means['trained']:7.4f}  {means['untrained']:9.4f}  {means['no_motion']:9.4f}")
+    errors, spans = result["landscape_argmin_error"], result["landscape_span"]
+    if errors:
+        lines.append(f"energy minimum {float(np.mean(errors)):.4f} from the true action on average "
+                     f"(grid half-width {float(np.mean(spans)):.4f}, {len(errors)} clips)")
+    else:
+        lines.append("energy landscape: n/a (needs at least 2 action dims)")
+    return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -205,7 +238,7 @@ def main(args: argparse.Namespace) -> int:
         result = evaluate(args.checkpoint, args.data, horizon=args.horizon, fps=args.fps,
                           encoder_source=args.encoder, cache_dir=args.cache_dir, options=options,
                           max_clips=args.max_clips, seed=args.seed, landscape_clips=args.landscape_clips)
-    except (EvalError, FileNotFoundError) as exc:
+    except (EvalError, WorldModelError, FileNotFoundError) as exc:
         LOG.error("%s", exc)
         return 2
     if args.json:
@@ -214,8 +247,5 @@ def main(args: argparse.Namespace) -> int:
     if args.plot and result["energy_landscape"] is not None:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         plot_landscape(result["energy_landscape"], Path(args.plot), "energy of the true next frame")
-    table = result["rollout_l1"]
-    print("step  trained  untrained  no-motion")
-    for h in range(result["horizon"]):
-        print(f"{h + 1:4d}  {table['trained'][h]:7.4f}  {table['untrained'][h]:9.4f}  {table['no_motion'][h]:9.4f}")
+    print(format_summary(result))
     return 0

@@ -47,7 +47,7 @@ PREDICTOR_PRESETS: dict[str, PredictorConfig] = {
                             state_space=StateSpace.default(3)),
     "ac_vit_g": PredictorConfig(name="ac_vit_g", embed_dim=1408, width=1024, depth=24, num_heads=16,
                                 mlp_hidden=4096, grid_size=(16, 16), max_steps=32, action_space=EE7_ACTION,
-                                state_space=EE7_STATE, extrinsics_dim=6),
+                                state_space=EE7_STATE, extrinsics_dim=6, state_update="ee_pose"),
 }
 
 #: Hugging Face hub ids of the released encoders, by preset.
@@ -78,5 +78,5 @@ def encoder_preset_for_width(width: int) -> EncoderConfig:
     for config in ENCODER_PRESETS.values():
         if config.width == width:
             return config
-    raise ConfigError(
-        f"no encoder preset has width {width}; pass num_heads=... (and crop_size=...) as overrides")
+    known = ", ".join(f"{name} {p.width}" for name, p in ENCODER_PRESETS.items())
+    raise ConfigError(f"encoder width {width} matches no preset ({known})")

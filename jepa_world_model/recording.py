@@ -137,6 +137,13 @@ def qos_yaml(profile: str) -> str:
             f"  liveliness_lease_duration:{never}\n  avoid_ros_namespace_conventions: false")
 
 
+def next_episode_index(directory: str | Path, prefix: str) -> int:
+    """One past the highest ``<prefix>_NNNN.mcap`` index in ``directory`` (0 when there is none)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)\.mcap$")
+    indices = [int(m.group(1)) for p in Path(directory).glob("*.mcap") if (m := pattern.match(p.name))]
+    return max(indices, default=-1) + 1
+
+
 # ---------------------------------------------------------------------------------------------- the writer
 class EpisodeWriter:
     """One rosbag2-compatible MCAP file, written chunk by chunk so that a crash loses at most one chunk.

@@ -44,6 +44,8 @@ from .encoder import load_encoder
 from .feature_cache import FeatureCache
 from .features import layer_norm_features
 from .predictor import ACPredictor, load_predictor
+from .settings import SettingsError, setting
+from .settings_cli import add_settings_options, settings_values
 
 LOG = logging.getLogger(__name__)
 STATE_FILE = "training_state.pt"
@@ -56,45 +58,58 @@ class TrainingError(ValueError):
     """Training cannot start or resume with the given data and options."""
 
 
+DEFAULT_EPOCHS = 10.0
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (stored in checkpoints; a resume must match it)."""
+    """Everything that defines a training run (stored in checkpoints; a resume must match it).
+
+    Every documented field is also a `jepa train` option with the same default (``--batch-size`` for batch_size).
+    """
 
     data: list[str]
     out: str
-    encoder: str = "tiny"
-    predictor: str = "tiny"
-    init: str | None = None
+    encoder: str = setting("tiny", "frozen encoder: preset, checkpoint dir, .pt or HF id")
+    predictor: str = setting("tiny", "predictor preset when training from scratch")
+    init: str | None = setting(None, "start from this predictor (official .pt or our checkpoint)")
     encoder_overrides: dict = field(default_factory=dict)
     predictor_overrides: dict = field(default_factory=dict)
-    steps: int | None = None
-    epochs: float | None = None
-    batch_size: int = 16
-    lr: float = 4.25e-4
-    start_lr: float = 7.5e-5
-    final_lr: float = 0.0
-    warmup: float = 0.1
-    decay: float = 0.3
-    weight_decay: float = 0.04
-    clip_grad: float = 1.0
-    clip_len: int = 4
-    fps: float | None = None
-    rollout_steps: int = 2
-    seed: int = 0
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 2
-    cache_dir: str | None = None
-    camera_topic: str | None = None
-    state_kind: str = "auto"
-    state_topic: str | None = None
-    max_state_gap: float = 0.25
-    save_encoder: bool = True
-    progress: bool = True
-    device: str = "auto"
+    steps: int | None = setting(None, "optimizer steps (global batches)")
+    epochs: float | None = setting(None, f"passes over the clips ({DEFAULT_EPOCHS:g} when steps are not given)")
+    batch_size: int = setting(16, "global batch, split across ranks")
+    lr: float = setting(4.25e-4, "peak learning rate")
+    start_lr: float = setting(7.5e-5, "learning rate at the start of warm-up")
+    final_lr: float = setting(0.0, "learning rate at the end of the linear decay")
+    warmup: float = setting(0.1, "warm-up fraction of the steps", low=0.0, high=1.0)
+    decay: float = setting(0.3, "final linear-decay fraction of the steps", low=0.0, high=1.0)
+    weight_decay: float = setting(0.04, "AdamW weight decay (none on biases and norms)")
+    clip_grad: float = setting(1.0, "gradient-norm clipping threshold")
+    clip_len: int = setting(4, "frames per training clip")
+    fps: float | None = setting(None, "resample frames to this rate (none: as recorded)", unit="Hz")
+    rollout_steps: int = setting(2, "autoregressive steps in the loss")
+    seed: int = setting(0, "seed of the weight init and the data order")
+    checkpoint_every: int = setting(100, "steps between checkpoints")
+    keep_checkpoints: int = setting(2, "periodic checkpoints kept (older ones are deleted)")
+    cache_dir: str | None = setting(None, "feature cache (none: ~/.cache/jepa_ros/features)")
+    camera_topic: str | None = setting(ReadOptions.camera_topic, "image topic (none: the only image topic, or "
+                                       "/camera/image_raw among several)")
+    state_kind: str = setting(ReadOptions.state_kind, "state of the recordings (auto: ee_xyz when a PoseStamped "
+                              "topic exists, else joints)", choices=("auto", "ee_xyz", "ee_pose", "joints"))
+    state_topic: str | None = setting(ReadOptions.state_topic, "topic of the state messages (none: by type, "
+                                      "/ee_pose and /joint_states preferred)")
+    max_state_gap: float = setting(ReadOptions.max_state_gap, "drop frames without state samples this close on "
+                                   "both sides", unit="s")
+    save_encoder: bool = setting(True, "store the encoder in the checkpoint")
+    progress: bool = setting(True, "progress bar")
+    device: str = setting("auto", "torch device: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, "
+                          "cuda, cuda:1, ...")
 
     def __post_init__(self) -> None:
-        if (self.steps is None) == (self.epochs is None):
-            raise TrainingError("give exactly one of steps or epochs")
+        if self.steps is None and self.epochs is None:
+            self.epochs = DEFAULT_EPOCHS
+        if self.steps is not None and self.epochs is not None:
+            raise TrainingError("give steps or epochs, not both")
         if self.steps is not None and self.steps <= 0:
             raise TrainingError(f"steps must be positive, got {self.steps}")
         if self.epochs is not None and not self.epochs > 0:
@@ -494,41 +509,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
 
 # -------------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `jepa train`."""
+    """Options of `jepa train`: the data, the output folder, the overrides and --resume, then one option per
+    documented TrainConfig field (defaults from the dataclass)."""
     parser.add_argument("data", nargs="+", help="MCAP files, rosbag2 bags or directories of them")
     parser.add_argument("--out", required=True, help="output directory (checkpoint, metrics, plots)")
-    parser.add_argument("--encoder", default="tiny", help="frozen encoder: preset, checkpoint dir, .pt or HF id")
-    parser.add_argument("--predictor", default="tiny", help="predictor preset when training from scratch")
-    parser.add_argument("--init", default=None, help="start from this predictor (official .pt or our checkpoint)")
     parser.add_argument("--encoder-override", action="append", default=[], metavar="KEY=VALUE",
                         help="EncoderConfig field for the encoder, e.g. crop_size=32 (repeatable)")
     parser.add_argument("--predictor-override", action="append", default=[], metavar="KEY=VALUE",
                         help="PredictorConfig field for a new predictor, e.g. depth=4 (repeatable)")
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None, help="optimizer steps (global batches)")
-    length.add_argument("--epochs", type=float, default=None, help="passes over the clips (default 10)")
-    parser.add_argument("--batch-size", type=int, default=16, help="global batch, split across ranks")
-    parser.add_argument("--lr", type=float, default=4.25e-4, help="peak learning rate")
-    parser.add_argument("--start-lr", type=float, default=7.5e-5, help="learning rate at the start of warm-up")
-    parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
-    parser.add_argument("--decay", type=float, default=0.3, help="final linear-decay fraction of the steps")
-    parser.add_argument("--weight-decay", type=float, default=0.04)
-    parser.add_argument("--clip-grad", type=float, default=1.0, help="gradient-norm clipping threshold")
-    parser.add_argument("--clip-len", type=int, default=4, help="frames per training clip")
-    parser.add_argument("--fps", type=float, default=None, help="resample frames to this rate (default: as recorded)")
-    parser.add_argument("--rollout-steps", type=int, default=2, help="autoregressive steps in the loss")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/jepa_ros/features)")
-    parser.add_argument("--camera-topic", default=None)
-    parser.add_argument("--state-kind", default="auto", choices=("auto", "ee_xyz", "ee_pose", "joints"))
-    parser.add_argument("--state-topic", default=None)
-    parser.add_argument("--max-state-gap", type=float, default=0.25,
-                        help="drop frames without state samples this close (s) on both sides")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--no-save-encoder", action="store_true", help="leave the encoder out of the checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_settings_options(parser, TrainConfig, exclusive=[("steps", "epochs")])
 
 
 def parse_overrides(items: list[str], option: str) -> dict[str, Any]:
@@ -547,19 +537,14 @@ def parse_overrides(items: list[str], option: str) -> dict[str, Any]:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """TrainConfig from parsed `jepa train` options."""
-    epochs = None if args.steps is not None else (args.epochs if args.epochs is not None else 10.0)
-    return TrainConfig(data=[str(p) for p in args.data], out=str(args.out), encoder=args.encoder,
-                       predictor=args.predictor, init=args.init, steps=args.steps,
+    try:
+        values = settings_values(TrainConfig, args)
+    except SettingsError as exc:
+        raise TrainingError(str(exc)) from exc
+    return TrainConfig(data=[str(p) for p in args.data], out=str(args.out),
                        encoder_overrides=parse_overrides(args.encoder_override, "--encoder-override"),
                        predictor_overrides=parse_overrides(args.predictor_override, "--predictor-override"),
-                       epochs=epochs, batch_size=args.batch_size, lr=args.lr,
-                       start_lr=args.start_lr, warmup=args.warmup, decay=args.decay,
-                       weight_decay=args.weight_decay, clip_grad=args.clip_grad, clip_len=args.clip_len,
-                       fps=args.fps, rollout_steps=args.rollout_steps, seed=args.seed,
-                       checkpoint_every=args.checkpoint_every, cache_dir=args.cache_dir,
-                       camera_topic=args.camera_topic, state_kind=args.state_kind, state_topic=args.state_topic,
-                       max_state_gap=args.max_state_gap, save_encoder=not args.no_save_encoder,
-                       progress=not args.no_progress, device=args.device)
+                       **values)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -11,6 +11,12 @@ from torch import nn
 from .rope import apply_rope
 
 
+def block_causal_mask(steps: int, tokens_per_step: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """(L, L) bool, True where query token may attend to key token: key step <= query step."""
+    step = torch.arange(steps * tokens_per_step, device=device) // tokens_per_step
+    return step.unsqueeze(1) >= step.unsqueeze(0)
+
+
 def _block_diagonal(x: torch.Tensor) -> torch.Tensor:
     """(heads, L, hd) -> (heads*hd, L*heads) with ``x[h, i]`` in rows ``h*hd:(h+1)*hd`` of column ``i*heads + h``,
     so that ``y (B, heads*hd) @ result`` gives per-head dot products ``y_h . x[h, i]`` laid out (B, L, heads)."""

@@ -181,3 +181,25 @@ def test_center_crop_keeps_the_middle_and_none_squashes():
     np.testing.assert_array_equal(same, RGB[:, :2])
     with pytest.raises(ValueError, match="crop"):
         prepare_image(image, 4, crop="left")
+
+
+def test_oversized_compressed_frame_is_refused_from_its_header_before_decoding():
+    big = _encoded("PNG", np.zeros((6000, 6000, 3), dtype=np.uint8))
+    assert len(big) < 200_000  # a small message that claims 108 MB of pixels
+    with pytest.raises(ImageEncodingError, match="36000000 pixels") as info:
+        compressed_to_rgb(CompressedImage(format="png", data=big))  # the default limit is 4K UHD
+    assert info.value.kind == "size"
+    # Only the header is read: the same header followed by garbage is refused for its size, not as corrupt data.
+    header_only = big[:64] + bytes(200)
+    with pytest.raises(ImageEncodingError) as info:
+        compressed_to_rgb(CompressedImage(format="png", data=header_only))
+    assert info.value.kind == "size"
+    uhd = compressed_to_rgb(CompressedImage(format="png", data=_encoded("PNG", np.zeros((2160, 3840, 3), np.uint8))))
+    assert uhd.shape == (2160, 3840, 3)
+
+
+def test_compressed_formats_other_than_jpeg_and_png_are_refused():
+    for fmt in ("BMP", "GIF", "TIFF"):
+        with pytest.raises(ImageEncodingError) as info:
+            compressed_to_rgb(CompressedImage(format=fmt.lower(), data=_encoded(fmt, RGB)))
+        assert info.value.kind == "compressed"

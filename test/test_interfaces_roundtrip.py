@@ -1,11 +1,7 @@
 """Every jepa_msgs type crosses a real DDS link between two OS processes unchanged (float arrays bit-exact)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +12,9 @@ from rclpy.action import ActionClient
 from rclpy.node import Node
 
 from jepa_ros.ros_util import latched_qos
+from jepa_ros.stack import wait_until
 from test.peers import interface_samples as samples
-
-ROOT = Path(__file__).resolve().parents[1]
+from test.test_nodes_support import NodeProcess
 
 
 def assert_fields_equal(received, expected, path: str) -> None:
@@ -29,12 +25,16 @@ def assert_fields_equal(received, expected, path: str) -> None:
 
 @pytest.fixture(scope="module")
 def peer():
-    process = subprocess.Popen([sys.executable, "-m", "test.peers.interface_peer"], cwd=ROOT, env=os.environ.copy(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout.readline().strip() == "peer ready"
-    yield process
-    process.terminate()
-    process.wait(10)
+    """The peer process; at the end it must shut down cleanly (exit code 0) on SIGINT."""
+    process = NodeProcess.module("test.peers.interface_peer", [])
+    try:
+        assert wait_until(lambda: "peer ready" in process.output() or not process.alive(), 60.0), process.output()
+        assert process.alive(), process.output()
+        yield process
+        code = process.stop()
+        assert code == 0, f"the peer did not shut down cleanly (exit code {code}):\n{process.output()}"
+    finally:
+        process.cleanup()
 
 
 @pytest.fixture(scope="module")

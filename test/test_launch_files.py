@@ -1,4 +1,6 @@
-"""Launch and parameter files are consistent: documented tags only, real executables, existing YAML files."""
+"""Launch and parameter files are consistent: documented tags only, real executables, existing YAML files,
+parameters the nodes declare, device `auto`."""
+import importlib
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -7,6 +9,7 @@ import pytest
 import yaml
 
 from jepa_ros.launch_xml import LaunchFileError, read_launch_file
+from jepa_world_model.settings import settings_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.xml"))
@@ -60,3 +63,21 @@ def test_every_parameter_file_is_used_by_a_launch_file():
 def test_missing_required_argument_is_a_clear_error():
     with pytest.raises(LaunchFileError, match="launch argument 'encoder' has no default"):
         read_launch_file(ROOT / "launch" / "arm_servo.launch.xml", {})
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_device_arguments_default_to_auto(path):
+    """Issue 13 defect 10: a launch file must start on a machine without CUDA (the nodes resolve `auto`)."""
+    devices = [a for a in ET.parse(path).getroot().iter("arg") if a.attrib["name"] == "device"]
+    assert devices and all(a.attrib.get("default") == "auto" for a in devices), path.name
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_every_launch_parameter_is_declared_by_its_node(path):
+    """A <param name=...> the node does not declare would be silently ignored by ROS."""
+    for node in read_launch_file(path, REQUIRED_ARGS):
+        if node.package != "jepa_ros":
+            continue
+        settings = importlib.import_module(f"jepa_ros.nodes.{node.executable}").SETTINGS
+        declared = {f.name for f in settings_fields(settings)} | {"use_sim_time"}
+        assert set(node.params) <= declared, (path.name, node.name, sorted(set(node.params) - declared))

@@ -1,81 +1,30 @@
 """Controller safety over real DDS: e-stop, plan watchdog (a planner process killed and restarted), stale state.
 
-One controller process (continuous mode: it keeps moving while plans are fresh, so every stop is visible) serves
-the tests of this module; each test starts disarmed with the e-stop clear. Stops are judged on the controller's
-own command stamps: no command stamped after the moment the input went stale (or the e-stop was handled) moves.
+One controller process (continuous mode with a step longer than plan_timeout: it keeps moving while plans are
+fresh, so every stop is visible) serves the tests of this module; each test starts disarmed with the e-stop clear.
+Stops are judged on the controller's own command stamps: no command stamped after the moment the input went stale
+(or the e-stop was handled) moves.
 """
 from __future__ import annotations
 
-import itertools
 import time
 
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import TwistStamped
-from jepa_msgs.msg import Plan
 from std_msgs.msg import Bool
 
-from jepa_ros.ros_util import ERROR, latched_qos, reliable_qos, stamp_seconds
-from test.test_nodes_support import (CONTROLLER_STATUS, Driver, NodeProcess, Robot, cleanup_all, latest_status,
-                                     make_plan, moving, ros_args, set_bool, stamped_after, wait_for_service,
-                                     wait_status, wait_until)
+from jepa_ros.ros_util import ERROR, latched_qos, stamp_seconds
+from test.test_nodes_support import (CONTROLLER_STATUS, ControllerBench, NodeProcess, moving, set_bool,
+                                     stamped_after, wait_status, wait_until)
 
 PLAN_TIMEOUT = 0.5
 STATE_TIMEOUT = 0.3
-ARM, ESTOP = "/controller_node/arm", "/controller_node/estop"
-
-
-class Bench:
-    """The controller process plus the test side: robot state, plan publisher, command and status collectors."""
-
-    def __init__(self):
-        self.driver = Driver()
-        self.twists = self.driver.collect(TwistStamped, "/servo_node/delta_twist_cmds", reliable_qos(100))
-        self.diagnostics = self.driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
-        self.seen_plans = self.driver.collect(Plan, "/jepa/plan", reliable_qos(50))
-        self.robot = Robot(self.driver)
-        self.processes = [NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
-            "controller.yaml", mode="continuous", plan_timeout=PLAN_TIMEOUT, state_timeout=STATE_TIMEOUT))]
-        wait_for_service(self.driver, ARM, self.processes[0])
-        self.plans = self.driver.publisher(Plan, "/jepa/plan", reliable_qos(5))
-        self.driver.wait_for_subscribers(self.plans)
-        # Up and receiving the robot state (arming needs it).
-        assert wait_status(self.diagnostics, CONTROLLER_STATUS, lambda lv, msg, v: float(v["state_age"]) < 1.0)
-        self._sequence = itertools.count(1)
-        self.feeder = None
-
-    def feed(self, on: bool) -> None:
-        """Publish fresh plans [0.005, 0, 0] at 10 Hz from the test process (on) or stop (off)."""
-        if on and self.feeder is None:
-            self.feeder = self.driver.every(0.1, lambda: self.plans.publish(
-                make_plan(self.driver, [[0.005, 0.0, 0.0]], sequence=next(self._sequence))))
-        elif not on and self.feeder is not None:
-            self.feeder.cancel()
-            self.driver.node.destroy_timer(self.feeder)
-            self.feeder = None
-
-    def moving_after(self, t: float) -> bool:
-        return any(moving(m) for m in stamped_after(self.twists.messages, t))
-
-    def assert_stopped_after(self, t: float) -> None:
-        """Commands stamped after `t` exist (wait for them) and none of them moves."""
-        assert wait_until(lambda: len(stamped_after(self.twists.messages, t + 0.2)) > 0, 10.0)
-        late = stamped_after(self.twists.messages, t)
-        assert late and not any(moving(m) for m in late), [m.twist.linear.x for m in late]
-
-    def report(self) -> str:
-        """The controller's latest status and log, for assertion messages."""
-        return f"{latest_status(self.diagnostics, CONTROLLER_STATUS)}\n{self.processes[0].output()[-3000:]}"
-
-    def close(self) -> None:
-        self.feed(False)
-        cleanup_all(self.processes)
-        self.driver.close()
+ARM, ESTOP = ControllerBench.ARM, ControllerBench.ESTOP
 
 
 @pytest.fixture(scope="module")
 def bench():
-    b = Bench()
+    b = ControllerBench(mode="continuous", step_duration=1.0, plan_timeout=PLAN_TIMEOUT,
+                        state_timeout=STATE_TIMEOUT)
     yield b
     b.close()
 

@@ -252,8 +252,8 @@ def wait_for_service(driver: Driver, name: str, process: NodeProcess, timeout: f
 
 
 def make_plan(driver: Driver, rows, names=("dx", "dy", "dz"), units=None, sequence: int = 1,
-              stamp: float | None = None):
-    """A jepa_msgs/Plan stamped `stamp` (default now)."""
+              stamp: float | None = None, energy: float = 0.5):
+    """A jepa_msgs/Plan stamped `stamp` (default now) with a finite `energy` (the controller refuses NaN)."""
     import numpy as np
     from jepa_msgs.msg import Plan
 
@@ -262,7 +262,7 @@ def make_plan(driver: Driver, rows, names=("dx", "dy", "dz"), units=None, sequen
     msg.header.stamp = driver.stamp(stamp)
     units = units if units is not None else ["m"] * len(names)
     return fill_plan(msg, np.asarray(rows, dtype=np.float32), action_names=list(names), action_units=units,
-                     sequence=sequence)
+                     sequence=sequence, energy=energy)
 
 
 class Robot:
@@ -330,6 +330,126 @@ def stamped_after(messages, t: float) -> list:
     return [m for m in messages if stamp_seconds(m.header.stamp) > t]
 
 
+class FollowingRobot(Robot):
+    """A Robot whose /ee_pose follows the controller's twist commands exactly as stamped, each held until the next
+    (as the sim and MoveIt Servo do); `stop()` silences the pose stream while the arm keeps following."""
+
+    def __init__(self, driver: Driver, position):
+        import numpy as np
+        from geometry_msgs.msg import TwistStamped
+
+        from jepa_ros.ros_util import reliable_qos
+        self._lock = threading.Lock()
+        self._origin = np.asarray(position, dtype=float)   # the position at the stamp of the last command
+        self._command: tuple[float, Any] | None = None      # (stamp, linear velocity) of the last command
+        self.commands: list[tuple[float, Any]] = []
+        driver.node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", self._on_twist,
+                                        reliable_qos(100))
+        super().__init__(driver)
+        self.position = list(position)
+
+    def _on_twist(self, msg) -> None:
+        from jepa_ros.ros_util import stamp_seconds
+        stamp, velocity = stamp_seconds(msg.header.stamp), twist_vector(msg)[:3]
+        with self._lock:
+            if self._command is not None:
+                self._origin = self._origin + self._command[1] * (stamp - self._command[0])
+            self._command = (stamp, velocity)
+            self.commands.append((stamp, velocity))
+
+    def position_at(self, t: float) -> list[float]:
+        """Where the arm is at time `t` (after the last command received)."""
+        with self._lock:
+            if self._command is None:
+                return self._origin.tolist()
+            return (self._origin + self._command[1] * max(0.0, t - self._command[0])).tolist()
+
+    def publish(self) -> None:
+        self.position = self.position_at(self.driver.now())
+        super().publish()
+
+
+class ControllerBench:
+    """One controller process (params over config/controller.yaml) plus the test side: a robot (`robot(driver)`,
+    default a fixed /ee_pose), a plan publisher, and collectors of its commands, its diagnostics and the plans."""
+
+    ARM, ESTOP = "/controller_node/arm", "/controller_node/estop"
+
+    def __init__(self, robot: Callable[[Driver], Robot] | None = None, **params: Any):
+        import itertools
+
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import TwistStamped
+        from jepa_msgs.msg import Plan
+
+        from jepa_ros.ros_util import reliable_qos
+        self.driver = Driver()
+        self.twists = self.driver.collect(TwistStamped, "/servo_node/delta_twist_cmds", reliable_qos(100))
+        self.diagnostics = self.driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
+        self.seen_plans = self.driver.collect(Plan, "/jepa/plan", reliable_qos(50))
+        self.robot = (robot or Robot)(self.driver)
+        self.processes = [NodeProcess.module("jepa_ros.nodes.controller_node", ros_args("controller.yaml", **params))]
+        wait_for_service(self.driver, self.ARM, self.processes[0])
+        self.plans = self.driver.publisher(Plan, "/jepa/plan", reliable_qos(5))
+        self.driver.wait_for_subscribers(self.plans)
+        # Up and receiving the robot state (arming needs it).
+        assert wait_status(self.diagnostics, CONTROLLER_STATUS, lambda lv, msg, v: float(v["state_age"]) < 1.0), \
+            self.report()
+        self._sequence = itertools.count(1)
+        self.feeder = None
+
+    def next_sequence(self) -> int:
+        """A fresh Plan.sequence."""
+        return next(self._sequence)
+
+    def feed(self, on: bool, row=(0.005, 0.0, 0.0), names=("dx", "dy", "dz"), units=None) -> None:
+        """Publish fresh one-step plans `row` at 10 Hz from the test process (on) or stop (off)."""
+        if on and self.feeder is None:
+            self.feeder = self.driver.every(0.1, lambda: self.plans.publish(
+                make_plan(self.driver, [list(row)], names=names, units=units, sequence=self.next_sequence())))
+        elif not on and self.feeder is not None:
+            self.feeder.cancel()
+            self.driver.node.destroy_timer(self.feeder)
+            self.feeder = None
+
+    def arm(self, timeout: float = 10.0) -> float:
+        """Arm the controller (it must succeed; retried while the state is not fresh yet, e.g. after
+        `robot.start()`); returns the time just before the successful request."""
+        last = {}
+
+        def attempt() -> bool:
+            last["before"] = self.driver.now()
+            last["response"] = set_bool(self.driver, self.ARM, True)
+            return last["response"].success or "no fresh state" not in last["response"].message
+
+        wait_until(attempt, timeout, 0.1)
+        assert last["response"].success, (last["response"].message, self.report())
+        return last["before"]
+
+    def moving_after(self, t: float) -> bool:
+        """Whether a command stamped after `t` moves."""
+        return any(moving(m) for m in stamped_after(self.twists.messages, t))
+
+    def assert_stopped_after(self, t: float) -> None:
+        """Commands stamped after `t` exist (wait for them) and none of them moves."""
+        assert wait_until(lambda: len(stamped_after(self.twists.messages, t + 0.2)) > 0, 10.0)
+        late = stamped_after(self.twists.messages, t)
+        assert late and not any(moving(m) for m in late), [m.twist.linear.x for m in late]
+
+    def status(self):
+        """The controller's latest (level, message, values)."""
+        return latest_status(self.diagnostics, CONTROLLER_STATUS)
+
+    def report(self) -> str:
+        """The controller's latest status and log, for assertion messages."""
+        return f"{self.status()}\n{self.processes[0].output()[-3000:]}"
+
+    def close(self) -> None:
+        self.feed(False)
+        cleanup_all(self.processes)
+        self.driver.close()
+
+
 def run_fake_planner(argv: list[str]) -> int:
     """The fake planner process: fresh one-step plans on /jepa/plan until killed."""
     parser = argparse.ArgumentParser()
@@ -364,3 +484,35 @@ def run_fake_planner(argv: list[str]) -> int:
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "planner":
     sys.exit(run_fake_planner(sys.argv[2:]))
+
+
+def run_fake_twist(argv: list[str]) -> int:
+    """A fake servo client process: ``python -m test.test_nodes_support twist --rate 50 --vx 0.4`` publishes a
+    constant TwistStamped (frame base_link, fresh stamps) on /servo_node/delta_twist_cmds until killed."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--vx", type=float, default=0.4)
+    options = parser.parse_args(argv)
+    import rclpy
+    from geometry_msgs.msg import TwistStamped
+
+    from jepa_ros.ros_util import reliable_qos
+
+    rclpy.init()
+    node = rclpy.create_node(f"fake_twist_{uuid.uuid4().hex[:6]}")
+    publisher = node.create_publisher(TwistStamped, "/servo_node/delta_twist_cmds", reliable_qos(5))
+
+    def publish() -> None:
+        msg = TwistStamped()
+        msg.header.stamp = node.get_clock().now().to_msg()
+        msg.header.frame_id = "base_link"
+        msg.twist.linear.x = options.vx
+        publisher.publish(msg)
+
+    node.create_timer(1.0 / options.rate, publish)
+    rclpy.spin(node)
+    return 0
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "twist":
+    sys.exit(run_fake_twist(sys.argv[2:]))

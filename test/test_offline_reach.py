@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_planner.offline_reach import ReachLoop, evaluate, load_models, reach_cem_config, workspace_box
+from jepa_planner.offline_reach import ReachLoop, evaluate, load_models, workspace_box
 from jepa_world_model import load_encoder, load_predictor
 from jepa_world_model.checkpoint import DEFAULT_MODEL_DIR, resolve_source
 
@@ -28,7 +28,7 @@ def test_default_source_is_the_shipped_checkpoint(models):
 
 def test_reaching_shrinks_the_distance_to_the_goal(models):
     encoder, predictor = models
-    loop = ReachLoop(encoder, predictor, reach_cem_config(predictor), workspace_box())
+    loop = ReachLoop(encoder, predictor, ee_box=workspace_box())
     summary = evaluate(loop, episodes=2, seed=0, budget=10)
     for episode in summary["results"]:
         start, final = episode["distances"][0], episode["final_distance"]
@@ -42,4 +42,4 @@ def test_mismatched_models_are_rejected():
     encoder = load_encoder("tiny", width=32, num_heads=4, mlp_hidden=64)
     predictor = load_predictor("tiny")
     with pytest.raises(ValueError, match="embed_dim"):
-        ReachLoop(encoder, predictor, reach_cem_config(predictor))
+        ReachLoop(encoder, predictor)

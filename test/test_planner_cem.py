@@ -85,7 +85,7 @@ def test_all_steps_mode_reaches_goal_first_then_holds():
     model = LinearLatentModel(axis_aligned=True)
     a_star = [0.03, -0.02, 0.04]
     context, state, goal = _problem(model, [a_star])
-    cfg = CEMConfig(**BOX, horizon=3, samples=300, iterations=20, energy_mode="all", keep_elites=10,
+    cfg = CEMConfig(**BOX, horizon=3, samples=300, iterations=20, elites=10, energy_mode="all", keep_elites=10,
                     noise_beta=1.0)
     r = CEMPlanner(model, quadratic_energy, cfg).plan(context, state, goal)
     assert torch.allclose(r.actions[0], torch.tensor(a_star), atol=4e-3), r.actions
@@ -150,7 +150,7 @@ def test_deterministic_for_a_seed_and_reset_restarts_the_stream():
 def test_elite_reuse_skips_reevaluation_and_early_exit_stops():
     model = LinearLatentModel()
     context, state, goal = _problem(model, [[0.02, -0.01, 0.0]])
-    cfg = CEMConfig(**BOX, samples=100, iterations=60, keep_elites=8, early_stop_patience=3,
+    cfg = CEMConfig(**BOX, samples=100, iterations=60, elites=10, keep_elites=8, early_stop_patience=3,
                     early_stop_rtol=1e-2)
     r = CEMPlanner(model, raw_l1_energy, cfg).plan(context, state, goal)
     # First population, then 92 new samples + 8 kept elites per iteration, then the final mean alone.

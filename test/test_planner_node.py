@@ -2,22 +2,17 @@
 
 The test process encodes synthetic images with the tiny encoder (the same model the node loads), feeds
 /jepa/embedding at 20 Hz with fresh stamps, and checks plans, predictions, the Predict service, the ReachGoal
-action (success, sub-goals, budget, stale input, cancel, invalid goals), diagnostics and parameter checks.
+action (success, sub-goals, budget, stale input, cancel, invalid goals), diagnostics and parameter checks, and
+hostile input (a frame stamped a day ahead, frames without state, huge actions).
 """
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 import torch
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
@@ -27,30 +22,32 @@ from jepa_msgs.srv import Predict
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import SetParameters
 from rclpy.action import ActionClient
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from jepa_ros.msg_validation import embedding_array, fill_embedding, plan_actions
 from jepa_ros.ros_util import reliable_qos
 from jepa_world_model import load_encoder, load_predictor, save_checkpoint
+from test.test_nodes_support import Driver as RosDriver
+from test.test_nodes_support import NodeProcess, cleanup_all, ros_args
 
-ROOT = Path(__file__).resolve().parents[1]
-PLANNER = [sys.executable, "-m", "jepa_ros.nodes.planner_node", "--ros-args", "--params-file", "config/planner.yaml"]
 HORIZON = 2
-# Small CEM and short waits keep the test fast; everything else comes from config/planner.yaml.
-OVERRIDES = ["samples:=16", "iterations:=2", "elites:=4", f"horizon:={HORIZON}", "settle_time:=0.05",
-             "stale_abort_after:=1.0", "torch_threads:=1"]
+# Small CEM and short waits keep the test fast; everything else comes from config/planner.yaml. The device is
+# given as "auto" on purpose: it must resolve (CUDA when available, else CPU).
+OVERRIDES = dict(samples=16, iterations=2, elites=4, horizon=HORIZON, settle_time=0.05, stale_abort_after=1.0,
+                 torch_threads=1, device="auto")
 # A second planner whose predictor outputs NaN runs beside the first one, on its own names.
-NAN_REMAPS = ["__node:=nan_planner"] + [f"/jepa/{name}:=/nan/{name}" for name in (
-    "embedding", "goal_embedding", "goal_image", "plan", "prediction", "predict", "reach_goal")]
+NAN_REMAPS = {"__node": "nan_planner", **{f"/jepa/{name}": f"/nan/{name}" for name in (
+    "embedding", "goal_embedding", "goal_image", "plan", "prediction", "predict", "reach_goal")}}
 STATE_NAMES = ["x", "y", "z"]
 ACTION_NAMES = ["dx", "dy", "dz"]
+WARN_LEVEL = b"\x01"
+DAY = 86_400.0
 
 
-def ros_args(overrides: list[str]) -> list[str]:
-    return [arg for override in overrides for arg in ("-p", override)]
+def start(remaps: dict | None = None, **params) -> NodeProcess:
+    """A planner node process on config/planner.yaml with `params` overrides."""
+    return NodeProcess.module("jepa_ros.nodes.planner_node", ros_args("planner.yaml", remaps, **params))
 
 
 def synthetic_image(kind: str) -> np.ndarray:
@@ -79,20 +76,25 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def values_of(status) -> dict:
+    return {kv.key: kv.value for kv in status.values}
+
+
 class Driver:
     """The test side: feeds embeddings, sends goals, records everything the planner publishes."""
 
     def __init__(self, encoder):
         self.encoder = encoder
         self.model_id = encoder.model_id
-        self.node = Node("planner_node_test_driver")
+        self.ros = RosDriver()
+        node = self.node = self.ros.node
         self.lock = threading.Lock()
         self.plans: list[tuple[float, Plan]] = []
         self.predictions: dict[int, Prediction] = {}
         self.diagnostics: list = []
         self.fed_stamps: set[tuple[int, int]] = set()
+        self.last_fed = math.nan             # monotonic time of the last fed embedding
         self.feed: Embedding | None = None   # template published at 20 Hz with a fresh stamp; None: stop
-        node = self.node
         self.embedding_pub = node.create_publisher(Embedding, "/jepa/embedding", reliable_qos(5))
         self.goal_embedding_pub = node.create_publisher(Embedding, "/jepa/goal_embedding", reliable_qos(1))
         self.goal_image_pub = node.create_publisher(Image, "/jepa/goal_image", reliable_qos(1))
@@ -102,7 +104,6 @@ class Driver:
         self.predict = node.create_client(Predict, "/jepa/predict")
         self.set_parameters = node.create_client(SetParameters, "/planner_node/set_parameters")
         self.reach = ActionClient(node, ReachGoal, "/jepa/reach_goal")
-        node.create_timer(0.05, self._publish_feed)
         # The NaN planner's remapped interfaces.
         self.nan_embedding_pub = node.create_publisher(Embedding, "/nan/embedding", reliable_qos(5))
         self.nan_goal_pub = node.create_publisher(Embedding, "/nan/goal_embedding", reliable_qos(1))
@@ -113,10 +114,7 @@ class Driver:
         self.images = {kind: synthetic_image(kind) for kind in ("gradient", "checker", "noise")}
         self.goal_features = self.features(self.images["gradient"])
         self.current_features = self.features(self.images["checker"])
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.ros.every(0.05, self._publish_feed)
 
     # -- recording
     def _on_plan(self, msg: Plan) -> None:
@@ -145,9 +143,10 @@ class Driver:
         with torch.inference_mode():
             return self.encoder(torch.from_numpy(rgb).unsqueeze(0))[0].float().numpy()
 
-    def embedding(self, features: np.ndarray, state=(0.3, 0.0, 0.2), model_id: str | None = None) -> Embedding:
+    def embedding(self, features: np.ndarray, state=(0.3, 0.0, 0.2), model_id: str | None = None,
+                  state_names=STATE_NAMES) -> Embedding:
         return fill_embedding(Embedding(), features, model_id=self.model_id if model_id is None else model_id,
-                              state_names=STATE_NAMES, state=list(state))
+                              state_names=state_names, state=list(state))
 
     def _publish_feed(self) -> None:
         template = self.feed
@@ -160,6 +159,7 @@ class Driver:
         with self.lock:
             self.fed_stamps.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
         self.embedding_pub.publish(msg)
+        self.last_fed = time.monotonic()
 
     def call(self, future, timeout: float = 10.0):
         """Wait for a service or action future (the executor thread completes it) and return its result."""
@@ -174,25 +174,7 @@ class Driver:
         return handle, feedback
 
     def destroy(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(5)
-        self.node.destroy_node()
-
-
-def start(arguments: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(PLANNER + arguments, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-def stop(*processes: subprocess.Popen) -> None:
-    for process in processes:
-        process.send_signal(signal.SIGINT)
-    for process in processes:
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        self.ros.close()
 
 
 @pytest.fixture(scope="module")
@@ -203,28 +185,23 @@ def planner(tmp_path_factory):
     with torch.no_grad():
         broken.predictor_proj.weight.fill_(math.nan)
     checkpoint = save_checkpoint(tmp_path_factory.mktemp("nan_predictor"), predictor=broken)
-    bad = start(ros_args(["samples:=4", "elites:=8", "torch_threads:=1"]))
-    process = start(ros_args(OVERRIDES))
-    nan_planner = start(ros_args(OVERRIDES + [f"predictor:={checkpoint}"]) + [
-        arg for remap in NAN_REMAPS for arg in ("-r", remap)])
-    yield {"main": process, "bad": bad, "nan": nan_planner}
-    bad.kill()
-    stop(nan_planner, process)
+    processes = {"bad": start(samples=4, elites=8, torch_threads=1), "main": start(**OVERRIDES),
+                 "nan": start(NAN_REMAPS, **OVERRIDES, predictor=str(checkpoint))}
+    yield processes
+    cleanup_all(list(processes.values()))
 
 
 @pytest.fixture(scope="module")
 def driver(planner):
     torch.set_num_threads(1)
-    rclpy.init()
     drv = Driver(load_encoder("tiny"))
-    assert drv.predict.wait_for_service(timeout_sec=40.0), "planner did not come up"
+    assert drv.predict.wait_for_service(timeout_sec=40.0), f"planner did not come up:\n{planner['main'].output()}"
     assert drv.reach.wait_for_server(timeout_sec=10.0)
     wait_for(lambda: drv.embedding_pub.get_subscription_count() and drv.goal_embedding_pub.get_subscription_count()
              and drv.goal_image_pub.get_subscription_count(), 10.0, "the planner's subscriptions")
     yield drv
     drv.destroy()
-    rclpy.shutdown()
-    assert planner["main"].poll() is None and planner["nan"].poll() is None, "a planner died during the tests"
+    assert planner["main"].alive() and planner["nan"].alive(), "a planner died during the tests"
 
 
 @pytest.fixture
@@ -249,9 +226,15 @@ def check_plan(driver: Driver, plan: Plan, horizon: int = HORIZON) -> np.ndarray
 
 def test_refuses_to_start_with_inconsistent_parameters(planner):
     bad = planner["bad"]
-    output, _ = bad.communicate(timeout=60)
-    assert bad.returncode == 2
-    assert "cannot start" in output and "elites (8) must not exceed samples (4)" in output
+    assert bad.proc.wait(60) == 2
+    assert "cannot start" in bad.output() and "elites (8) must not exceed samples (4)" in bad.output()
+
+
+def test_device_auto_resolves_to_the_available_device(driver, planner):
+    """device:=auto starts on CUDA when available, else on the CPU, and says so."""
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    wait_for(lambda: "(device 'auto')" in planner["main"].output(), 10.0, "the planner's start-up line")
+    assert f"on {expected} (device 'auto')" in planner["main"].output()
 
 
 def test_invalid_planner_result_is_not_published(driver):
@@ -367,6 +350,9 @@ def test_predict_service_sizes_and_bad_requests(driver):
                                     actions=[0.0] * 3, horizon=1),
         "goal.data": Predict.Request(context=context, actions=[0.0] * 3, horizon=1,
                                      goal=Embedding(model_id=driver.model_id, shape=[64, 64], data=[0.0] * 10)),
+        # Huge actions used to give success with NaN energies and predictions.
+        "dx=1e+30 is outside the action space [-0.05, 0.05] m": Predict.Request(
+            context=context, actions=[1e30, 0.0, 0.0], horizon=1, goal=driver.embedding(driver.goal_features)),
     }
     for expected, request in bad_requests.items():
         response = driver.call(driver.predict.call_async(request))
@@ -458,11 +444,12 @@ def test_reach_goal_aborts_on_stale_input(feeding):
                                                        step_budgets=[1000], tolerance=1e-6))
     wait_for(lambda: feedback, 10.0, "a first step")
     driver.feed = None   # the camera stops
-    stopped = time.monotonic()
+    time.sleep(0.1)
+    stopped = driver.last_fed
     outcome = driver.call(handle.get_result_async(), timeout=10.0)
     ended = time.monotonic()
     assert outcome.status == GoalStatus.STATUS_ABORTED and outcome.result.reason == "stale input"
-    assert ended - stopped >= 1.0    # stale_abort_after
+    assert ended - stopped >= 1.0    # stale_abort_after after the last frame
     # Never two plans from one frame, so the last frames cannot keep the arm moving; nothing after the end.
     stamps = [(p.header.stamp.sec, p.header.stamp.nanosec) for p in driver.plans_since(stopped)]
     assert len(stamps) == len(set(stamps))
@@ -502,3 +489,45 @@ def test_reach_goal_rejects_invalid_goals_with_a_reason(driver, goal, expected):
     outcome = driver.call(handle.get_result_async(), timeout=10.0)
     assert outcome.status == GoalStatus.STATUS_ABORTED
     assert outcome.result.reason.startswith(expected), outcome.result.reason
+
+
+def test_a_frame_stamped_a_day_ahead_is_refused_and_goals_still_end(feeding):
+    """Issue 13 #2: one embedding stamped a day ahead used to become the newest planned frame, so all later,
+    correct frames looked old: planning stopped and a ReachGoal never ended."""
+    driver = feeding
+    driver.goal_embedding_pub.publish(driver.embedding(driver.goal_features))
+    start = time.monotonic()
+    wait_for(lambda: driver.plans_since(start), 20.0, "planning toward the topic goal")
+    count = len(driver.diagnostics)
+    driver.feed = None          # the day-ahead frame is the only new input for a while
+    time.sleep(0.2)
+    future = driver.embedding(driver.current_features)
+    future.header.stamp = driver.ros.stamp(driver.ros.now() + DAY)
+    driver.embedding_pub.publish(future)
+    time.sleep(0.5)             # many planning ticks
+    driver.feed = driver.embedding(driver.current_features)
+    resumed = time.monotonic()
+    wait_for(lambda: driver.plans_since(resumed), 10.0, "plans from correctly stamped frames")
+    assert all(p.header.stamp.sec < future.header.stamp.sec - 3600 for _, p in driver.plans)
+    wait_for(lambda: [s for s in driver.statuses(since=count) if int(values_of(s).get("future_stamps", 0)) >= 1],
+             10.0, "the refused frame counted as future_stamps")
+    handle, feedback = driver.send_goal(ReachGoal.Goal(goal_embeddings=[driver.embedding(driver.goal_features)],
+                                                       step_budgets=[2], tolerance=1e-6))
+    outcome = driver.call(handle.get_result_async(), timeout=20.0)
+    assert outcome.result.reason == "budget exhausted" and outcome.result.steps == 2
+
+
+def test_embeddings_without_state_count_as_waiting_for_state(feeding):
+    """Issue 13 #9: the first embeddings after start carry no state; that is waiting, not malformed input."""
+    driver = feeding
+    driver.goal_embedding_pub.publish(driver.embedding(driver.goal_features))
+    start = time.monotonic()
+    wait_for(lambda: driver.plans_since(start), 20.0, "planning with states")
+    count = len(driver.diagnostics)
+    before = values_of(wait_for(lambda: driver.statuses(since=count), 5.0, "a status")[-1])
+    driver.feed = driver.embedding(driver.current_features, state=(), state_names=())
+    status = wait_for(lambda: [s for s in driver.statuses(since=count) if s.message.startswith("waiting for state")],
+                      10.0, "a waiting-for-state diagnostic")[0]
+    values = values_of(status)
+    assert status.level == WARN_LEVEL and int(values["waiting_for_state"]) >= 1
+    assert values["malformed_embeddings"] == before["malformed_embeddings"]

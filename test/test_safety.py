@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jepa_planner.safety import (BoxLimit, EStop, RateLimiter, SafetyConfigError, SafetyFilter, Watchdog,
-                                 limit_vector)
+                                 braking_speed, limit_vector)
 
 
 def test_limit_vector_per_axis_then_norm():
@@ -46,6 +46,39 @@ def test_box_rejects_bad_settings():
         BoxLimit([0], [1]).filter([0.5], np.array([1.0]), 0.0)
 
 
+def test_braking_speed_stops_within_the_distance_at_the_deceleration_limit():
+    def travel(v: float, accel: float, dt: float) -> float:
+        total = 0.0
+        while v > 0:
+            total, v = total + v * dt, v - accel * dt
+        return total
+
+    rng = np.random.default_rng(0)
+    for distance, accel, dt in zip(rng.uniform(0, 0.3, 300), rng.uniform(0.5, 20, 300),
+                                   rng.choice([0.01, 0.05, 0.1], 300)):
+        v = float(braking_speed(distance, accel, dt))
+        assert travel(v, accel, dt) <= distance + 1e-12 < travel(v * 1.001 + 1e-9, accel, dt) + 1e-12
+    np.testing.assert_allclose(braking_speed([0.0, -1.0, 0.01], 5.0, 0.05), [0.0, 0.0, 0.2])  # D/dt below a*dt
+    np.testing.assert_allclose(braking_speed(0.0125, 5.0, 0.05), 0.25)     # 0.25 then 0: 0.0125 m
+    np.testing.assert_allclose(braking_speed(0.05, 5.0, 0.05), 0.5 + 1 / 12)  # 0.583, 0.333, 0.083
+
+
+def test_box_with_an_acceleration_limit_brakes_in_time():
+    box = BoxLimit([0.0], [1.0])
+    # 2.5 cm before the face at 5 m/s^2 and 20 Hz: 0.5 m/s is the most that still stops on it (0.5, 0.25, 0).
+    np.testing.assert_allclose(box.filter([0.9625], np.array([2.0]), 0.05, max_accel=5.0), [0.5])
+    np.testing.assert_allclose(box.filter([0.9625], np.array([-2.0]), 0.05, max_accel=5.0), [-2.0])
+    safety = SafetyFilter(1, box=box, max_accel=5.0)   # plans its braking at BOX_BRAKING * 5 m/s^2
+    position, speeds = np.array([0.8]), []
+    for k in range(40):
+        v = safety.apply([0.5], 0.05, position)
+        speeds.append(float(v[0]))
+        # the measured position jumps ahead by 4 mm every third period (state jitter): still within the limit
+        position = position + v * 0.05 + (0.004 if k % 3 == 2 and v[0] > 0.1 else 0.0)
+    assert position[0] <= 1.0 + 1e-12 and position[0] == pytest.approx(1.0, abs=1e-9)
+    assert np.abs(np.diff([0.0] + speeds)).max() <= 0.25 + 1e-12        # slowing down obeys the limit too
+
+
 def test_rate_limiter_ramps_and_resets():
     limiter = RateLimiter(max_accel=2.0, dim=2)  # 0.1 per 0.05 s period
     outputs = [limiter.step(np.array([0.25, -0.05]), 0.05) for _ in range(4)]
@@ -63,8 +96,9 @@ def test_safety_filter_composes_limits_box_and_rate():
     np.testing.assert_allclose(v, [0.2, 0.0, 0.2])
     for _ in range(10):
         v = safety.apply([2.0, 0.0, 1.0], dt=0.05, position=position)
-    # norm 0.6 scales [0.5, 0, 0.5] to 0.6/sqrt(2) per axis, then the box cuts z to 0.4.
-    np.testing.assert_allclose(v, [0.6 / math.sqrt(2), 0.0, 0.4])
+    # norm 0.6 scales [0.5, 0, 0.5] to 0.6/sqrt(2) per axis, then the box cuts z to what braking at half the
+    # acceleration limit (2 m/s^2) still stops within 0.02 m (0.233, 0.133, 0.033 m/s).
+    np.testing.assert_allclose(v, [0.6 / math.sqrt(2), 0.0, 0.7 / 3])
     # The box wins over the rate limiter's lag: at the face the z velocity is zero at once.
     v = safety.apply([2.0, 0.0, 1.0], dt=0.05, position=[0.5, 0.5, 1.0])
     assert v[2] == 0.0 and v[0] == pytest.approx(0.6 / math.sqrt(2))
@@ -83,17 +117,23 @@ def test_safety_filter_without_box_or_rate():
     np.testing.assert_allclose(safety.apply([3.0, 4.0], 0.1), [0.6, 0.8])
 
 
-def test_watchdog_judges_stamps():
-    dog = Watchdog(0.5)
+def test_watchdog_judges_stamps_and_no_single_message_holds_it_off():
+    dog = Watchdog(0.5, max_future=0.1)
     assert dog.expired(100.0) and dog.age(100.0) == math.inf   # never fed
-    dog.feed(10.0)
+    assert dog.feed(10.0, 10.0)
     assert not dog.expired(10.5) and dog.expired(10.5001)
-    dog.feed(9.0)                                              # older stamp: ignored
-    assert dog.age(10.2) == pytest.approx(0.2)
+    assert not dog.feed(3610.0, 10.1) and not dog.feed(math.nan, 10.1)  # an hour ahead: refused
+    assert dog.expired(10.5001)
+    assert dog.feed(10.15, 10.1)                               # a little ahead: counts at its receipt
+    assert dog.age(10.1) == 0.0
+    assert dog.feed(9.0, 10.2)                                 # the latest input counts, even an older one
+    assert dog.age(10.2) == pytest.approx(1.2) and dog.expired(10.2)
     dog.reset()
     assert dog.expired(10.0)
     with pytest.raises(SafetyConfigError, match="timeout"):
         Watchdog(0.0)
+    with pytest.raises(SafetyConfigError, match="max_future"):
+        Watchdog(1.0, max_future=-1.0)
 
 
 def test_estop_latches_until_cleared():

@@ -188,3 +188,34 @@ def test_bad_inputs_raise_clear_errors(sim):
         ArmSim(image_size=4)
     with pytest.raises(TypeError, match="image_size"):
         ArmSim(image_size=64.0)
+
+
+def test_twist_times_out_like_moveit_servo(sim):
+    # The rule behind sim_node's command_timeout: a twist not renewed within `timeout` s of simulated time ends,
+    # and the arm then stops at once (the tracking lag adds well under a millimetre).
+    sim.reset()
+    home = sim.ee_position()
+    sim.start_twist([0.4, 0.0, 0.0], timeout=0.1)
+    sim.step(25)  # 0.05 s
+    sim.start_twist([0.4, 0.0, 0.0], timeout=0.1)  # renewed: runs for 0.1 s from here
+    sim.step(45)  # 0.09 s
+    assert sim.mode == "twist"
+    sim.step(10)
+    assert sim.mode == "hold"
+    at_timeout = sim.ee_position()
+    sim.step(250)  # 0.5 s more
+    assert np.linalg.norm(sim.ee_position() - at_timeout) < 1e-3
+    travelled = sim.ee_position()[0] - home[0]
+    assert 0.4 * 0.15 * 0.7 < travelled < 0.4 * 0.15 + 1e-3, travelled  # 0.15 s at (up to) 0.4 m/s
+    # Without a timeout the twist runs until stopped; a joint motion is never cut short by an old twist timeout.
+    sim.reset()
+    sim.start_twist([0.0, 0.1, 0.0])
+    sim.step(250)
+    assert sim.mode == "twist"
+    sim.start_twist([0.0, 0.1, 0.0], timeout=0.01)
+    sim.start_joint_motion(sim.home, 0.5)
+    sim.step(100)
+    assert sim.mode == "joint"
+    sim.stop()
+    with pytest.raises(ValueError, match="timeout"):
+        sim.start_twist([0.1, 0.0, 0.0], timeout=-1.0)

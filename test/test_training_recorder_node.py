@@ -1,24 +1,22 @@
 """`jepa record` as a ROS node: records what another process publishes over DDS; SIGKILL loses at most a chunk."""
-import os
-import signal
-import subprocess
-import sys
+from __future__ import annotations
+
+import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import PoseStamped
+from rosbags.rosbag2 import Reader
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
 
-rclpy = pytest.importorskip("rclpy")
-from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from rosbags.rosbag2 import Reader  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
+from jepa_ros.nodes import recorder_node
+from jepa_ros.ros_util import reliable_qos, sensor_qos
+from jepa_world_model.dataset import load_episodes
+from jepa_world_model.recorder_settings import RecorderSettings
+from test.test_nodes_support import Driver, NodeProcess, ros_args
 
-from jepa_world_model.dataset import load_episodes  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000
 SIZE = 32
 
@@ -26,11 +24,10 @@ SIZE = 32
 def _frame(k: int) -> np.ndarray:
     """A distinct random frame per index k."""
     rng = np.random.default_rng(k)
-    rgb = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    return rgb
+    return rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
 
 
-def _publish(node, image_pub, pose_pub, k: int) -> None:
+def _publish(driver: Driver, image_pub, pose_pub, k: int) -> None:
     stamp_ns = T0 * 10**9 + k * 100_000_000
     image = Image(height=SIZE, width=SIZE, encoding="rgb8", step=SIZE * 3, data=_frame(k).tobytes())
     image.header.stamp.sec, image.header.stamp.nanosec = divmod(stamp_ns, 10**9)
@@ -40,50 +37,33 @@ def _publish(node, image_pub, pose_pub, k: int) -> None:
     pose.pose.orientation.w = 1.0
     pose_pub.publish(pose)
     image_pub.publish(image)
-    rclpy.spin_once(node, timeout_sec=0.01)
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
-def ros_node():
-    rclpy.init()
-    node = rclpy.create_node("recorder_test_publisher")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
+def driver():
+    d = Driver()
+    yield d
+    d.close()
 
 
-def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path, ros_node):
+def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path, driver):
     out = tmp_path / "recordings"
     chunk = 40_000  # about 13 frames of 32x32 rgb8 per chunk
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jepa_ros.nodes.recorder_node", "--ros-args", "-p", f"output_dir:={out}",
-         "-p", f"chunk_size:={chunk}", "-p", "flush_period:=600.0"],
-        cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = NodeProcess.module("jepa_ros.nodes.recorder_node",
+                                 ros_args(output_dir=str(out), chunk_size=chunk, flush_period=600.0))
     try:
-        node = ros_node
-        image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
-        pose_pub = node.create_publisher(PoseStamped, "/ee_pose", 10)
-        client = node.create_client(Trigger, "/recorder/next_episode")
-        assert client.wait_for_service(timeout_sec=30.0), "recorder service did not appear"
-        _wait(lambda: node.count_subscribers("/camera/image_raw") > 0 and node.count_subscribers("/ee_pose") > 0,
-              20.0, "recorder subscriptions")
+        image_pub = driver.publisher(Image, "/camera/image_raw", sensor_qos())
+        pose_pub = driver.publisher(PoseStamped, "/ee_pose", reliable_qos())
+        driver.wait_for_subscribers(image_pub, timeout=30.0)
+        driver.wait_for_subscribers(pose_pub, timeout=30.0)
         time.sleep(0.5)  # let discovery settle both ways
 
         for k in range(20):  # episode 0, closed through the service
-            _publish(node, image_pub, pose_pub, k)
+            _publish(driver, image_pub, pose_pub, k)
             time.sleep(0.01)
         time.sleep(0.3)
-        future = client.call_async(Trigger.Request())
-        rclpy.spin_until_future_complete(node, future, timeout_sec=10.0)
-        assert future.result() is not None and future.result().success, "next_episode failed"
+        response = driver.call(Trigger, "/recorder/next_episode", Trigger.Request(), timeout=10.0)
+        assert response.success, response.message
         first = out / "episode_0000.mcap"
         with Reader(first) as reader:  # complete file: the rosbags reader opens it through its summary
             counts = {c.topic: c.msgcount for c in reader.connections}
@@ -91,16 +71,13 @@ def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path, ros_node)
 
         second = out / "episode_0001.mcap"
         for k in range(20, 100):  # episode 1, cut short by SIGKILL
-            _publish(node, image_pub, pose_pub, k)
+            _publish(driver, image_pub, pose_pub, k)
             time.sleep(0.01)
         time.sleep(0.5)
         size_before_kill = second.stat().st_size
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        process.kill()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        process.cleanup()
 
     assert size_before_kill > 3 * chunk / 4, "chunks should have reached the disk before the kill"
     with pytest.raises(Exception):
@@ -117,3 +94,47 @@ def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path, ros_node)
         assert 20 <= k < 100
     np.testing.assert_allclose(episode.states[:, 0], 0.3 + 0.001 * ((episode.stamps - T0 * 10**9) // 10**8),
                                atol=1e-9)
+
+
+def test_jepa_record_closes_the_episode_on_sigint_and_numbering_continues(tmp_path, driver):
+    out = tmp_path / "recordings"
+    out.mkdir()
+    (out / "episode_0007.mcap").write_bytes(b"")  # an earlier session's file: the next one is 0008
+    # `jepa record` options become the node's parameters (camera topic unused here: it never appears)
+    process = NodeProcess.module("jepa_ros.cli", ["record", "--out", str(out), "--topics", "/ee_pose",
+                                                  "--camera-topic", "/no_camera"])
+    try:
+        pose_pub = driver.publisher(PoseStamped, "/ee_pose", reliable_qos())
+        driver.wait_for_subscribers(pose_pub, timeout=30.0)
+        time.sleep(0.5)
+        for _ in range(10):
+            pose = PoseStamped()
+            pose.header.stamp = driver.stamp()
+            pose_pub.publish(pose)
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert process.stop() == 0, process.output()
+    finally:
+        process.cleanup()
+    with Reader(out / "episode_0008.mcap") as reader:  # closed properly: summary and footer are there
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts == {"/ee_pose": 10}, counts
+
+
+def test_bad_parameters_exit_with_code_2(tmp_path):
+    process = NodeProcess.module("jepa_ros.nodes.recorder_node",
+                                 ros_args(output_dir=str(tmp_path), compression="gzip"))
+    try:
+        assert process.proc.wait(60) == 2, process.output()
+        assert "compression" in process.output() and "Traceback" not in process.output()
+    finally:
+        process.cleanup()
+
+
+def test_record_options_come_from_the_settings():
+    parser = argparse.ArgumentParser()
+    recorder_node.add_arguments(parser)
+    assert recorder_node.make_settings(RecorderSettings, recorder_node.settings_values(
+        RecorderSettings, parser.parse_args([]))) == RecorderSettings()
+    args = parser.parse_args(["--out", "data", "--topics", "--compression", "lz4"])
+    assert (args.output_dir, args.topics, args.compression) == ("data", [], "lz4")

@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from jepa_world_model import CheckpointError, load_encoder, load_predictor, read_checkpoint_config, save_checkpoint
+from jepa_world_model import (CheckpointError, ConfigError, load_encoder, load_predictor, read_checkpoint_config,
+                              save_checkpoint)
 
 PREFIX = "module.backbone."
 
@@ -154,3 +155,44 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"something": {"a": torch.zeros(1)}}, tmp_path / "nokey.pt")
     with pytest.raises(CheckpointError, match="predictor"):
         load_predictor(tmp_path / "nokey.pt", preset="tiny")
+
+
+def test_official_width_without_a_preset_needs_the_head_count(tmp_path):
+    """Heads cannot be read from weights: a width no preset has is refused instead of guessed."""
+    encoder = load_encoder("tiny", width=48, num_heads=4, mlp_hidden=192, seed=1)
+    predictor = load_predictor("tiny", width=48, num_heads=4, mlp_hidden=192, seed=2)
+    path = tmp_path / "odd.pt"
+    torch.save(_official(encoder, predictor), path)
+    with pytest.raises(ConfigError, match=r"predictor width 48 matches no preset .*num_heads=N.*--predictor-heads"):
+        load_predictor(path, preset="tiny")
+    with pytest.raises(ConfigError, match=r"encoder width 48 matches no preset .*num_heads=N.*--encoder-heads"):
+        load_encoder(path)
+    enc2 = load_encoder(path, num_heads=4, crop_size=64, resize_mode="if_needed")
+    pred2 = load_predictor(path, preset="tiny", num_heads=4)
+    _assert_same_outputs(encoder, enc2, predictor, pred2)
+    wrong = load_predictor(path, preset="tiny", num_heads=3)  # what a guess would give: loads, predicts otherwise
+    _, feats, state, actions = _inputs()
+    assert (wrong.rollout(feats, state, actions) - predictor.rollout(feats, state, actions)).abs().max() > 1e-4
+
+
+def test_layer_norm_eps_follows_the_source_format(tmp_path):
+    encoder = load_encoder("tiny", layer_norm_eps=1e-5)
+    predictor = load_predictor("tiny", layer_norm_eps=1e-5)
+    ours = save_checkpoint(tmp_path / "ck", encoder=encoder, predictor=predictor)
+    assert load_encoder(ours).config.layer_norm_eps == load_predictor(ours).config.layer_norm_eps == 1e-5
+    official = tmp_path / "official.pt"
+    torch.save(_official(encoder, predictor), official)  # official files carry no eps: the reference's 1e-6
+    assert load_encoder(official).config.layer_norm_eps == 1e-6
+    assert load_predictor(official, preset="tiny").config.layer_norm_eps == 1e-6
+    assert load_predictor(official, preset="tiny", layer_norm_eps=1e-5).config.layer_norm_eps == 1e-5
+
+
+def test_shipped_model_names_resolve_in_one_place(tmp_path, monkeypatch):
+    from jepa_world_model import ModelNotAvailableError, resolve_model_source
+    from jepa_world_model import models
+
+    assert resolve_model_source("default") == models.DEFAULT_MODEL_DIR
+    assert resolve_model_source("tiny") == "tiny" and resolve_model_source(tmp_path) == tmp_path
+    monkeypatch.setitem(models.SHIPPED_MODELS, "default", tmp_path / "absent")
+    with pytest.raises(ModelNotAvailableError, match="scripts/make_default_model.sh"):
+        load_predictor("default")

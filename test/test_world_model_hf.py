@@ -95,3 +95,20 @@ def test_uncached_hub_id_offline_raises_clear_error(monkeypatch):
     assert "HF_HUB_OFFLINE" in message
     assert "huggingface-cli download jepa-ros-tests/vjepa2-not-cached-anywhere --local-dir DIR" in message
     assert "pass DIR" in message
+
+
+def test_layer_norm_eps_comes_from_the_hf_config(tmp_path, pair):
+    encoder, _ = pair
+    config = _hf_config()
+    config.layer_norm_eps = 0.5  # large enough to change the features
+    hf = transformers.VJEPA2Model(config).eval()
+    hf.load_state_dict(ours_to_hf(encoder.state_dict()), strict=False)
+    hf.save_pretrained(tmp_path / "eps")
+    loaded = load_encoder(tmp_path / "eps", resize_mode="none")
+    assert loaded.config.layer_norm_eps == 0.5
+    clip = torch.rand(1, 2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ours, default_eps = loaded(clip), encoder(clip)
+    expected = _hf_features(hf, (clip - MEAN) / STD)
+    assert (ours - expected).abs().max() < 1e-5
+    assert (default_eps - expected).abs().max() > 1e-3  # the eps matters

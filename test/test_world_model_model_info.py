@@ -63,3 +63,59 @@ def test_model_info_on_official_file(tmp_path):
     assert _run([str(tmp_path / "official.pt"), "--preset", "tiny", "--json", str(tmp_path / "o.json")]) == 0
     parts = json.loads((tmp_path / "o.json").read_text())["parts"]
     assert parts["encoder"]["model_id"] == encoder.model_id and parts["predictor"]["model_id"] == predictor.model_id
+
+
+def _official_release_file(path, predictor_width=64):
+    """Encoder and AC predictor in one .pt, as the official release stores them (tiny sizes, 7-D actions)."""
+    from jepa_world_model.presets import EE7_ACTION, EE7_STATE
+
+    encoder = load_encoder("tiny")
+    predictor = load_predictor("tiny", width=predictor_width, mlp_hidden=4 * predictor_width,
+                               action_space=EE7_ACTION, state_space=EE7_STATE)
+    torch.save({"encoder": {"module.backbone." + k: v for k, v in encoder.state_dict().items()},
+                "predictor": {"module.backbone." + k: v for k, v in predictor.state_dict().items()}}, path)
+    return encoder, predictor
+
+
+def test_model_info_reports_both_parts_of_an_official_release_file(tmp_path, capsys):
+    encoder, predictor = _official_release_file(tmp_path / "vjepa2-ac-tiny.pt")
+    assert _run([str(tmp_path / "vjepa2-ac-tiny.pt"), "--json", str(tmp_path / "o.json")]) == 0
+    text = capsys.readouterr().out
+    assert "encoder 'tiny': width 64, depth 2, heads 4" in text
+    assert "predictor 'custom': width 64, depth 2, heads 4" in text and "LayerNorm eps 1e-06" in text
+    assert "state update ee_pose" in text and "encoder_id n/a" in text and "None" not in text
+    report = json.loads((tmp_path / "o.json").read_text())
+    assert report["errors"] == {}
+    assert report["parts"]["encoder"]["model_id"] == encoder.model_id
+    pred = report["parts"]["predictor"]  # grid, time steps and spaces from the ac_vit_g preset
+    assert pred["parameters"] == sum(p.numel() for p in predictor.parameters())
+    assert pred["grid_size"] == [16, 16] and pred["state_names"][3:] == ["roll", "pitch", "yaw", "gripper"]
+
+
+def test_model_info_says_how_to_give_heads_of_an_unknown_width(tmp_path, capsys):
+    _, predictor = _official_release_file(tmp_path / "odd.pt", predictor_width=48)
+    assert _run([str(tmp_path / "odd.pt")]) == 1
+    text = capsys.readouterr().out
+    assert "encoder 'tiny'" in text  # the part that loads is still reported
+    assert "predictor: not loaded:" in text and "--predictor-heads N" in text
+    assert _run([str(tmp_path / "odd.pt"), "--predictor-heads", "4", "--json", str(tmp_path / "o.json")]) == 0
+    pred = json.loads((tmp_path / "o.json").read_text())["parts"]["predictor"]
+    assert pred["heads"] == 4 and pred["parameters"] == sum(p.numel() for p in predictor.parameters())
+
+
+def test_model_info_on_the_default_model(tmp_path, capsys):
+    assert _run(["default", "--json", str(tmp_path / "d.json")]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("source: default = ") and "sim_reach" in text and "None" not in text
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert list(report["parts"]) == ["encoder", "predictor"]
+    assert report["parts"]["predictor"]["encoder_id"] == report["parts"]["encoder"]["model_id"]
+    assert report["parts"]["predictor"]["state_update"] == "add"
+
+
+def test_model_info_options_show_their_defaults():
+    parser = argparse.ArgumentParser()
+    model_info.add_arguments(parser)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            assert "default" in action.help, action.option_strings

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from jepa_world_model import ACPredictor, ActionSpace, ConfigError, InputError, PredictorConfig, load_predictor
 from jepa_world_model.predictor import block_causal_mask
+from jepa_world_model.state_update import context_actions
 
 N, D = 64, 64
 
@@ -79,7 +80,7 @@ def _teacher_forced_rollout(predictor, feats, states, actions):
     """Reference: re-run the full teacher-forced model on the growing sequence at every step."""
     batch, horizon = actions.shape[:2]
     feats, states = feats.expand(batch, -1, -1, -1), states.expand(batch, -1, -1)
-    acts = predictor._context_actions(states)
+    acts = context_actions(predictor.config, states)
     outs = []
     with torch.no_grad():
         for h in range(horizon):

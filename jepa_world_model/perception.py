@@ -1,0 +1,209 @@
+"""What the perception node decides, ROS-free: its settings, which frames and states it accepts, how a frame is
+paired with a state, and the frame encoder.
+
+Time rules (all judged on message stamps against the caller's clock, in seconds):
+
+- a frame or state stamped more than ``max_future_stamp`` ahead of the clock is refused (``future`` /
+  ``state_future``): it would look fresh forever downstream;
+- a frame older than ``max_frame_age`` when its turn comes is dropped (``stale``);
+- with a state source, a frame is paired with the state whose stamp is nearest to the frame's; when no state lies
+  within ``max_state_gap`` of the frame (none has arrived yet, or the state stream stopped) the frame is dropped
+  (``no_state``): no embedding is ever published without its paired state.
+"""
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .image_encoding import CROP_MODES, DEFAULT_MAX_PIXELS, prepare_image
+from .settings import SettingsError, setting
+
+STATE_SOURCES = ("ee_pose", "joint_states", "none")
+POSE_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw", "roll", "pitch", "yaw")
+#: Most states kept for pairing; a hostile high-rate stream cannot grow the history beyond it.
+MAX_STATE_HISTORY = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class PerceptionSettings:
+    """Parameters of the perception node (the defaults are the built-in simulation's)."""
+
+    model: str = setting("tiny", "encoder: preset name, checkpoint directory, official .pt file or Hugging Face id",
+                         read_only=True)
+    device: str = setting("auto", "torch device of the encoder: auto (CUDA when available, else CPU), cpu, cuda, "
+                          "cuda:N", read_only=True)
+    crop: str = setting("center", "center: centre-crop to the input aspect, then resize; none: resize the whole "
+                        "frame", choices=CROP_MODES, read_only=True)
+    image_size: int = setting(0, "encoder input size; 0 = the encoder's own crop size", unit="px", low=0,
+                              high=4096, read_only=True)
+    image_topic: str = setting("/camera/image_raw", "camera topic", read_only=True)
+    compressed: bool = setting(False, "subscribe sensor_msgs/CompressedImage (jpeg/png) on image_topic instead of "
+                               "sensor_msgs/Image", read_only=True)
+    state_source: str = setting("ee_pose", "paired state: ee_pose (/ee_pose), joint_states (/joint_states) or none",
+                                choices=STATE_SOURCES, read_only=True)
+    state_names: tuple = setting(("x", "y", "z"), "state dims: pose fields (x y z qx qy qz qw roll pitch yaw) or "
+                                 "joint names (positions); in YAML quote them, a bare y is a boolean",
+                                 read_only=True, item_type=str)
+    max_frame_age: float = setting(1.0, "frames whose stamp is older than this when their turn comes are dropped; "
+                                   "0 disables", unit="s", low=0.0, high=3600.0, read_only=True)
+    max_state_gap: float = setting(0.5, "a frame is paired with the state stamped nearest to it; with no state "
+                                   "within this of the frame's stamp the frame is dropped (waiting for state)",
+                                   unit="s", low=0.001, high=3600.0, read_only=True)
+    max_future_stamp: float = setting(0.2, "frames and states stamped more than this ahead of the node's clock are "
+                                      "refused and counted", unit="s", low=0.0, high=60.0, read_only=True)
+    max_image_pixels: int = setting(DEFAULT_MAX_PIXELS, "larger frames are refused from their header, before any "
+                                    "decoding (this bounds the memory a frame can take)", unit="px", low=1,
+                                    high=1 << 31, read_only=True)
+    torch_threads: int = setting(0, "torch CPU threads; 0 = torch's default", low=0, high=256, read_only=True)
+
+    def __post_init__(self) -> None:
+        names = list(self.state_names)
+        if self.state_source != "none" and (not names or "" in names):
+            raise SettingsError(f"state_names={names}: name the state dims for state_source {self.state_source}")
+        if self.state_source == "ee_pose":
+            unknown = [n for n in names if n not in POSE_FIELDS]
+            if unknown:
+                raise SettingsError(f"state_names: {unknown} are not pose fields {list(POSE_FIELDS)}")
+
+
+def pose_state(position: Sequence[float], quaternion_xyzw: Sequence[float], names: Sequence[str]) -> list[float]:
+    """The requested fields of a pose (position, quaternion, static-axis xyz Euler angles), in order."""
+    x, y, z = (float(v) for v in position)
+    qx, qy, qz, qw = (float(v) for v in quaternion_xyzw)
+    values = {"x": x, "y": y, "z": z, "qx": qx, "qy": qy, "qz": qz, "qw": qw}
+    if any(n in ("roll", "pitch", "yaw") for n in names):
+        from transforms3d.euler import quat2euler
+
+        values["roll"], values["pitch"], values["yaw"] = quat2euler((qw, qx, qy, qz), "sxyz")
+    return [float(values[n]) for n in names]
+
+
+def joint_state(names: Sequence[str], positions: Sequence[float], wanted: Sequence[str]) -> list[float]:
+    """Positions of the `wanted` joints picked by name; raises ValueError naming what is missing."""
+    index = {name: i for i, name in enumerate(names)}
+    missing = [n for n in wanted if n not in index or index[n] >= len(positions)]
+    if missing:
+        raise ValueError(f"JointState lacks positions for {missing} (names {list(names)}, "
+                         f"{len(positions)} positions)")
+    return [float(positions[index[n]]) for n in wanted]
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why a frame or state was not used: ``kind`` (counted per kind) and a message for the log."""
+
+    kind: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedState:
+    """The state paired with a frame: values and ``gap`` = frame stamp - state stamp (s)."""
+
+    values: tuple[float, ...]
+    gap: float
+
+
+class FrameGate:
+    """Accepts or refuses frames and states by their stamps and pairs each frame with its state.
+
+    Not thread-safe: the caller serialises calls. ``now`` is the caller's clock in seconds (ROS time).
+    """
+
+    def __init__(self, settings: PerceptionSettings):
+        self.settings = settings
+        self._stamps: list[float] = []   # sorted
+        self._values: list[tuple[float, ...]] = []
+
+    @property
+    def needs_state(self) -> bool:
+        """Whether a state source is configured (frames are then only forwarded with a paired state)."""
+        return self.settings.state_source != "none"
+
+    def _future(self, stamp: float, now: float, what: str) -> Refusal | None:
+        ahead = stamp - now
+        if ahead > self.settings.max_future_stamp:
+            return Refusal("future" if what == "frame" else "state_future",
+                           f"{what} stamped {ahead:.3f} s in the future (max_future_stamp "
+                           f"{self.settings.max_future_stamp} s) refused")
+        return None
+
+    def add_state(self, stamp: float, values: Sequence[float], now: float) -> Refusal | None:
+        """Keep a state for pairing; a non-finite or future-stamped one is refused (returned), never kept."""
+        values = tuple(float(v) for v in values)
+        if not all(math.isfinite(v) for v in values) or not math.isfinite(stamp):
+            return Refusal("state_nonfinite", f"state {list(values)} stamped {stamp} contains NaN/Inf; ignored")
+        refusal = self._future(stamp, now, "state")
+        if refusal is not None:
+            return refusal
+        i = bisect.bisect_right(self._stamps, stamp)
+        self._stamps.insert(i, stamp)
+        self._values.insert(i, values)
+        horizon = self.settings.max_frame_age + self.settings.max_state_gap
+        keep_from = bisect.bisect_left(self._stamps, self._stamps[-1] - horizon)
+        keep_from = max(keep_from, len(self._stamps) - MAX_STATE_HISTORY)
+        if keep_from > 0:
+            del self._stamps[:keep_from], self._values[:keep_from]
+        return None
+
+    def check_frame(self, stamp: float, now: float) -> Refusal | None:
+        """On arrival: a frame stamped in the future is refused."""
+        if not math.isfinite(stamp):
+            return Refusal("future", f"frame stamp {stamp} is not finite")
+        return self._future(stamp, now, "frame")
+
+    def pair(self, stamp: float, now: float) -> PairedState | None | Refusal:
+        """When the frame's turn comes: its paired state (None without a state source), or why it is dropped."""
+        age = now - stamp
+        if self.settings.max_frame_age > 0 and age > self.settings.max_frame_age:
+            return Refusal("stale", f"frame stamped {age:.3f} s ago (max_frame_age {self.settings.max_frame_age} s) "
+                                    "dropped")
+        if not self.needs_state:
+            return None
+        if not self._stamps:
+            return Refusal("no_state", f"no state from {self.settings.state_source} yet: frame dropped")
+        i = bisect.bisect_left(self._stamps, stamp)
+        nearest = min((j for j in (i - 1, i) if 0 <= j < len(self._stamps)),
+                      key=lambda j: abs(self._stamps[j] - stamp))
+        gap = stamp - self._stamps[nearest]
+        if abs(gap) > self.settings.max_state_gap:
+            return Refusal("no_state", f"nearest state is {gap:.3f} s from the frame (max_state_gap "
+                                       f"{self.settings.max_state_gap} s): frame dropped")
+        return PairedState(self._values[nearest], gap)
+
+    def waiting_for_state(self, now: float) -> bool:
+        """Whether frames would be dropped for want of a state now: none yet, or the newest is too old."""
+        return self.needs_state and (not self._stamps or now - self._stamps[-1] > self.settings.max_state_gap)
+
+
+class FrameEncoder:
+    """The encoder on its device: RGB frame (H, W, 3) uint8 -> features (N, D) float32.
+
+    ``device`` goes through :func:`jepa_world_model.devices.resolve_device` (``auto``, clear ConfigError).
+    """
+
+    def __init__(self, settings: PerceptionSettings):
+        import torch
+
+        from .devices import resolve_device
+        from .encoder import load_encoder
+
+        self._torch = torch
+        self.device = resolve_device(settings.device)  # before the slow load: a bad device fails at once
+        if settings.torch_threads > 0:
+            torch.set_num_threads(settings.torch_threads)
+        self._encoder = load_encoder(settings.model).to(self.device)
+        self.model_id: str = self._encoder.model_id
+        self.size: int = settings.image_size or self._encoder.config.crop_size
+        self.crop: str = settings.crop
+
+    def encode(self, rgb: np.ndarray) -> np.ndarray:
+        """Crop/resize the frame to the encoder's input and return its features as float32 (N, D)."""
+        image = prepare_image(rgb, self.size, self.crop)
+        batch = self._torch.from_numpy(np.ascontiguousarray(image))[None].to(self.device)
+        with self._torch.inference_mode():
+            return self._encoder(batch)[0].float().cpu().numpy()

@@ -1,0 +1,181 @@
+"""`jepa soak`: the command checker on hand-made command streams (no DDS), and a short soak of the real stack."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from jepa_ros.soak import (Command, Gate, Limits, Pose, check_commands, memory_report, png_bomb, stop_intervals,
+                           Incarnation)
+
+LIMITS = Limits(dt=0.05, plan_timeout=1.5, state_timeout=1.0, max_axis_speed=0.5, max_linear_speed=0.5,
+                max_angular_speed=1.0, max_linear_accel=5.0, max_angular_accel=8.0,
+                box_low=(0.13, -0.22, 0.03), box_high=(0.47, 0.22, 0.32))
+ARMED = [Gate(0.0, True, "armed", settled=0.01)]
+
+
+def poses(start=(0.3, 0.0, 0.2), until=3.0, velocity=(0.0, 0.0, 0.0)):
+    """Genuine poses at 50 Hz moving at a constant velocity."""
+    return [Pose(t, tuple(np.asarray(start) + t * np.asarray(velocity))) for t in np.arange(0.0, until, 0.02)]
+
+
+def plans(until=3.0):
+    """A plan every 0.3 s."""
+    return list(np.arange(0.0, until, 0.3))
+
+
+def ramp(peak=0.2, t0=1.0, cycles=8):
+    """x-velocity commands every control period: zero, up to `peak` and back down within the accel limit."""
+    step = LIMITS.max_linear_accel * LIMITS.dt  # 0.25 m/s per period
+    speeds = [0.0] * 4 + [min(peak, step * (i + 1)) for i in range(cycles)]
+    speeds += [max(0.0, speeds[-1] - step * (i + 1)) for i in range(4)] + [0.0] * 4
+    return [Command(t0 + i * LIMITS.dt, (v, 0.0, 0.0)) for i, v in enumerate(speeds)]
+
+
+def kinds(violations):
+    return sorted({v.kind for v in violations})
+
+
+def test_a_clean_sequence_has_no_violation():
+    assert check_commands(ramp(), poses(), plans(), ARMED, LIMITS) == []
+
+
+def test_speed_limits_per_axis_and_norm():
+    commands = ramp()
+    commands[6] = Command(commands[6].t, (0.2, 0.0, 0.0), (0.0, 0.0, 1.5))  # angular norm 1.5 > 1.0
+    norm = 0.45  # each axis under 0.5, the norm 0.78 over it
+    commands += [Command(commands[-1].t + LIMITS.dt * (i + 1), (v, v, v)) for i, v in
+                 enumerate((0.2, norm, norm, 0.2, 0.0))]
+    violations = check_commands(commands, poses(), plans(), ARMED, LIMITS)
+    assert kinds(violations) == ["accel", "speed"]
+    assert {round(v.t, 3) for v in violations if v.kind == "speed"} == {
+        round(commands[6].t, 3), round(commands[-4].t, 3), round(commands[-3].t, 3)}
+
+
+def test_an_acceleration_jump_is_detected_but_an_immediate_stop_after_an_estop_is_not():
+    jump = [Command(1.0, (0.0, 0.0, 0.0)), Command(1.05, (0.4, 0.0, 0.0)), Command(1.1, (0.4, 0.0, 0.0))]
+    violations = check_commands(jump, poses(), plans(), ARMED, LIMITS)
+    assert [(v.kind, round(v.t, 2)) for v in violations] == [("accel", 1.05)]
+    # a step that ends with an abrupt stop (no e-stop, fresh inputs): the deceleration breaks the limit
+    fast = ramp(peak=0.4)
+    assert check_commands(fast, poses(), plans(), ARMED, LIMITS) == []
+    abrupt = fast[:10] + [Command(fast[9].t + LIMITS.dt, (0.0, 0.0, 0.0))]
+    assert kinds(check_commands(abrupt, poses(), plans(), ARMED, LIMITS)) == ["accel"]
+    # the same stop right after an e-stop is immediate by design
+    estop = ARMED + [Gate(abrupt[-1].t - 0.01, False, "e-stop by /jepa/estop")]
+    assert check_commands(abrupt, poses(), plans(), estop, LIMITS) == []
+
+
+def test_a_command_leaving_the_box_is_detected_and_one_moving_back_is_not():
+    near_face = poses(start=(0.465, 0.0, 0.2))
+    out = [Command(1.0 + i * LIMITS.dt, (v, 0.0, 0.0)) for i, v in enumerate((0.0, 0.25, 0.5, 0.5))]
+    violations = check_commands(out, near_face, plans(), ARMED, LIMITS)
+    assert kinds(violations) == ["box"]
+    assert all(v.t >= 1.05 for v in violations)
+    outside = poses(start=(0.50, 0.0, 0.2))  # already outside (+ tolerance): only motion back inside is allowed
+    back = [Command(1.0 + i * LIMITS.dt, (v, 0.0, 0.0)) for i, v in enumerate((0.0, -0.1, -0.1, 0.0))]
+    assert kinds(check_commands(back, outside, plans(), ARMED, LIMITS)) == ["outside_box"]
+    further = [Command(1.0 + i * LIMITS.dt, (v, 0.0, 0.0)) for i, v in enumerate((0.0, 0.1, 0.1, 0.0))]
+    assert kinds(check_commands(further, outside, plans(), ARMED, LIMITS)) == ["box", "outside_box"]
+
+
+def test_motion_while_estopped_or_disarmed_is_detected():
+    commands = ramp(t0=1.0)
+    gates = ARMED + [Gate(0.8, False, "e-stop by ~/estop")]
+    violations = check_commands(commands, poses(), plans(), gates, LIMITS)
+    assert kinds(violations) == ["stopped"]
+    assert "e-stop by ~/estop" in violations[0].detail
+    # cleared and re-armed before the motion: fine
+    rearmed = gates + [Gate(0.9, True, "armed", settled=0.92)]
+    assert check_commands(commands, poses(), plans(), rearmed, LIMITS) == []
+    # never armed at all
+    assert kinds(check_commands(commands, poses(), plans(), [], LIMITS)) == ["stopped"]
+    # a disarm the controller reports itself counts, unless an arm request was in flight
+    reported = ARMED + [Gate(0.95, False, "controller reports: disarmed", from_diagnostics=True)]
+    assert kinds(check_commands(commands, poses(), plans(), reported, LIMITS)) == ["stopped"]
+    in_flight = [Gate(0.94, True, "armed", settled=0.96)] + reported[1:]
+    assert check_commands(commands, poses(), plans(), in_flight, LIMITS) == []
+
+
+def test_motion_with_stale_state_or_plan_is_detected():
+    commands = ramp(t0=2.5)
+    stale_state = check_commands(commands, poses(until=1.0), plans(until=3.0), ARMED, LIMITS)
+    assert "state_stale" in kinds(stale_state)
+    stale_plan = check_commands(commands, poses(until=3.5), plans(until=0.5), ARMED, LIMITS)
+    assert kinds(stale_plan) == ["plan_stale"]
+
+
+def test_stop_intervals_start_disarmed_and_follow_the_gates():
+    gates = [Gate(1.0, True, "armed", settled=1.01), Gate(2.0, False, "e-stop"), Gate(3.0, True, "armed")]
+    assert stop_intervals(gates, margin=0.1, dt=0.05) == [
+        (-np.inf, 1.0, "not armed yet"), (2.1, 3.0, "e-stop")]
+
+
+def test_memory_growth_is_measured_after_the_warmup_of_each_process():
+    first = Incarnation("planner_node", 10, started=0.0, samples=[(5.0, 500_000), (30.0, 100_000),
+                                                                   (100.0, 110_000)])
+    second = Incarnation("planner_node", 11, started=100.0, samples=[(130.0, 100_000), (140.0, 100_000)])
+    young = Incarnation("sim_node", 12, started=0.0, samples=[(1.0, 100_000)])
+    report = memory_report([first, second, young], warmup=20.0)
+    assert report["planner_node"]["processes"] == 2
+    assert report["planner_node"]["growth_pct"] == pytest.approx(10.0)
+    assert report["planner_node"]["pid"] == 10
+    assert report["sim_node"]["growth_pct"] is None
+
+
+def test_the_png_bomb_is_small_and_decodes_huge():
+    import io
+
+    from PIL import Image
+    data = png_bomb(3000, 2000)
+    assert len(data) < 100_000
+    assert Image.open(io.BytesIO(data)).size == (3000, 2000)
+
+
+def test_the_limits_are_the_deployed_controller_settings():
+    import yaml
+
+    from jepa_ros.launch_xml import REPO_ROOT
+    from jepa_ros.soak import controller_limits
+    limits = controller_limits()
+    deployed = yaml.safe_load((REPO_ROOT / "config" / "controller.yaml").read_text())
+    values = deployed["controller_node"]["ros__parameters"] or {}
+    if "workspace_min" in values:
+        assert limits.box_low == tuple(values["workspace_min"])
+    if "rate" in values:
+        assert limits.dt == pytest.approx(1.0 / values["rate"])
+    assert limits.max_linear_speed > 0 and limits.state_timeout > 0
+
+
+@pytest.mark.timeout(900)
+def test_a_one_minute_soak_reports_and_nothing_crashes(tmp_path):
+    from test.test_nodes_support import NodeProcess
+    from jepa_ros.stack import wait_until
+
+    report_path = tmp_path / "soak.json"
+    process = NodeProcess.module("jepa_ros.cli", [
+        "soak", "--minutes", "1", "--seed", "3", "--warmup", "10", "--kill-every", "20", "--hostile-every", "0.5",
+        "--estop-every", "15", "--max-budget", "8", "--json", str(report_path), "--logs", str(tmp_path / "logs")])
+    try:
+        assert wait_until(lambda: not process.alive(), 840.0, 1.0), f"soak did not finish:\n{process.output()}"
+        output = process.output()
+        assert process.proc.returncode in (0, 1), output
+        report = json.loads(report_path.read_text())
+    finally:
+        process.cleanup()
+    assert report["crashes"] == [], output
+    assert process.proc.returncode == (0 if report["ok"] else 1)
+    assert set(report) >= {"crashes", "kills", "violations", "goals", "memory", "hostile_messages", "commands",
+                           "limits", "ok"}
+    assert report["kills"], "no peer was killed"
+    assert {k["node"] for k in report["kills"]} <= {"planner_node", "perception_node", "sim_node"}
+    assert sum(report["hostile_messages"].values()) >= 30
+    assert report["commands"]["recorded"] > 500 and report["poses"] > 1000
+    goals = report["goals"]
+    assert goals["sent"] >= 1 and goals["sent"] == goals["ended"] + goals["orphaned"] + goals["not_ended"]
+    assert set(report["memory"]) == {"sim_node", "perception_node", "planner_node", "controller_node",
+                                     "perception_compressed"}
+    assert report["memory"]["controller_node"]["growth_pct"] is not None
+    assert report["violations"]["total"] == sum(report["violations"]["by_kind"].values())
+    assert (tmp_path / "soak.npz").exists()

@@ -1,0 +1,62 @@
+"""`jepa train` options come from TrainConfig: one option per documented field, with the dataclass default."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from jepa_world_model.settings import settings_fields
+from jepa_world_model.settings_cli import option_name
+from jepa_world_model.train import TrainConfig, TrainingError, add_arguments, config_from_args
+
+REQUIRED = ["data/", "--out", "runs/x"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jepa train")
+    add_arguments(p)
+    return p
+
+
+def test_every_cli_default_is_the_dataclass_default():
+    args = parser().parse_args(REQUIRED)
+    fields = settings_fields(TrainConfig)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - {f.name for f in fields} == {
+        "data", "out", "encoder_overrides", "predictor_overrides"}
+    for field in fields:
+        assert getattr(args, field.name) == field.default, field.name
+    assert config_from_args(args) == TrainConfig(data=["data/"], out="runs/x")
+
+
+def test_option_names_of_the_existing_cli_are_kept():
+    help_text = parser().format_help()
+    for option in ("--batch-size", "--lr", "--start-lr", "--warmup", "--decay", "--weight-decay", "--clip-grad",
+                   "--clip-len", "--fps", "--rollout-steps", "--seed", "--checkpoint-every", "--cache-dir",
+                   "--camera-topic", "--state-kind", "--state-topic", "--max-state-gap", "--device", "--steps",
+                   "--epochs", "--init", "--encoder", "--predictor", "--no-save-encoder", "--no-progress",
+                   "--encoder-override", "--predictor-override", "--resume"):
+        assert option in help_text, option
+    assert all(option_name(f) in help_text for f in settings_fields(TrainConfig))
+
+
+def test_options_reach_the_config():
+    args = parser().parse_args([*REQUIRED, "--steps", "7", "--batch-size", "8", "--lr", "1e-3", "--fps", "5",
+                                "--state-kind", "joints", "--no-save-encoder", "--no-progress",
+                                "--encoder-override", "crop_size=32", "--keep-checkpoints", "3"])
+    cfg = config_from_args(args)
+    assert (cfg.steps, cfg.epochs, cfg.batch_size, cfg.lr, cfg.fps, cfg.state_kind) == (7, None, 8, 1e-3, 5.0,
+                                                                                      "joints")
+    assert (cfg.save_encoder, cfg.progress, cfg.keep_checkpoints) == (False, False, 3)
+    assert cfg.encoder_overrides == {"crop_size": 32}
+
+
+def test_epochs_default_to_ten_without_steps_and_steps_exclude_epochs():
+    assert config_from_args(parser().parse_args(REQUIRED)).epochs == 10.0
+    with pytest.raises(SystemExit):
+        parser().parse_args([*REQUIRED, "--steps", "3", "--epochs", "2"])
+
+
+def test_a_value_outside_its_range_is_a_training_error():
+    with pytest.raises(TrainingError, match="warmup: 1.5 is outside 0..1"):
+        config_from_args(parser().parse_args([*REQUIRED, "--warmup", "1.5"]))
