@@ -12,9 +12,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("jepa_ros.evaluation", "closed-loop reach episodes through the real nodes"),
     "bench": ("jepa_planner.bench", "planner benchmark against the reference CEM"),
     "record": ("jepa_ros.nodes.recorder_node", "record camera, state and commands to MCAP"),
+    "pretrain": ("jepa_world_model.pretrain", "V-JEPA self-supervised pretraining of the encoder on recordings"),
     "train": ("jepa_world_model.train", "train the action-conditioned predictor on recordings"),
     "eval-offline": ("jepa_world_model.offline_eval", "held-out rollout error and energy landscape"),
     "model-info": ("jepa_world_model.model_info", "what a checkpoint holds, plus one timed forward pass"),
+    "params": ("jepa_ros.params", "every node parameter with its default, unit, range and meaning"),
     "soak": ("jepa_ros.soak", "the sim stack under random goals, peer kills and hostile input; every command checked"),
 }
 

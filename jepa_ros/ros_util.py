@@ -58,7 +58,8 @@ def declare(node: Node, name: str, default: Any, description: str, *, low: float
 
 def declare_settings(node: Node, cls: type[SettingsT], overrides: dict[str, Any] | None = None) -> SettingsT:
     """Declare one parameter per field of settings dataclass `cls` (descriptor, range, read-only) and return the
-    settings built from the parameters' values; a bad value raises ParameterException naming the parameter.
+    settings built from the parameters' values; a bad value raises ParameterException naming the parameter, an
+    inconsistent combination the settings class's ValueError.
 
     `overrides` replace a field's default for this node only (e.g. bounds taken from the loaded model).
     """
@@ -85,10 +86,7 @@ def declare_settings(node: Node, cls: type[SettingsT], overrides: dict[str, Any]
             values[field.name] = check_value(field, value)
         except SettingsError as exc:
             raise ParameterException(str(exc), [field.name]) from exc
-    try:
-        return cls(**values)
-    except (SettingsError, ValueError) as exc:
-        raise ParameterException(str(exc), list(values)) from exc
+    return cls(**values)  # cross-field checks raise ValueError with their own message
 
 
 def run_node(make_node: Callable[[], Node], name: str, args: Sequence[str] | None = None, *,

@@ -5,7 +5,8 @@ differences) and measure the L1 distance to the true (layer-normed) features of 
 Baselines: the same architecture untrained (seeded random init) and "no motion" (predict the context frame's
 features at every step). An energy landscape shows the planning energy (L1 between the predicted next frame and
 the true next frame as goal) over a grid of candidate actions around the true one, on a 2-D slice of two
-action dimensions; a useful model has its minimum near the true action.
+action dimensions; a useful model has its minimum near the true action. ``--probe TRAIN...`` runs the linear
+probe of the encoder instead (:mod:`jepa_world_model.probe`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .features import l1_energy
 from .models import resolve_model_source
 from .predictor import ACPredictor
 from .predictor_loading import load_predictor
+from .probe import add_probe_arguments, probe_main
 
 LOG = logging.getLogger(__name__)
 
@@ -210,6 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="topic of the state messages (default: by type, /ee_pose or /joint_states preferred)")
     parser.add_argument("--json", default=None, help="write the results here (default: print only)")
     parser.add_argument("--plot", default=None, help="write the energy landscape (PNG) here (default: no plot)")
+    add_probe_arguments(parser)
 
 
 def format_summary(result: dict) -> str:
@@ -233,6 +236,8 @@ def format_summary(result: dict) -> str:
 def main(args: argparse.Namespace) -> int:
     """Entry point of `jepa eval-offline`."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.probe:
+        return probe_main(args)
     options = ReadOptions(camera_topic=args.camera_topic, state_kind=args.state_kind, state_topic=args.state_topic)
     try:
         result = evaluate(args.checkpoint, args.data, horizon=args.horizon, fps=args.fps,

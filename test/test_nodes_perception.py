@@ -22,6 +22,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from jepa_ros.msg_validation import embedding_array
 from jepa_ros.ros_util import WARN, reliable_qos, sensor_qos, stamp_seconds
 from jepa_world_model import load_encoder
+from jepa_world_model.devices import resolve_device
 from jepa_world_model.image_encoding import image_to_rgb, prepare_image
 from test.test_nodes_support import Driver, NodeProcess, Robot, cleanup_all, ros_args, wait_status, wait_until
 
@@ -216,12 +217,15 @@ def test_embedding_keeps_stamp_frame_and_state(camera):
     image.header.frame_id = "sim_camera_optical_frame"
     embedding = camera.encode_one(image)
     assert embedding.header.frame_id == "sim_camera_optical_frame"
-    encoder = load_encoder("tiny")
+    device = resolve_device("auto")  # the node's device (auto): the same kernels give the same features
+    encoder = load_encoder("tiny").to(device)
     assert embedding.model_id == encoder.model_id
-    expected = encoder(torch.from_numpy(prepare_image(image_to_rgb(image), 64, "center"))[None])[0]
+    with torch.inference_mode():
+        batch = torch.from_numpy(prepare_image(image_to_rgb(image), 64, "center"))[None].to(device)
+        expected = encoder(batch)[0].float().cpu().numpy()
     features = embedding_array(embedding)
-    assert features.shape == tuple(expected.shape)
-    np.testing.assert_allclose(features, expected.detach().numpy(), atol=1e-4)
+    assert features.shape == expected.shape
+    np.testing.assert_allclose(features, expected, atol=1e-4)
     assert list(embedding.state_names) == ["x", "y", "z"]
     np.testing.assert_allclose(embedding.state, robot.position)
 

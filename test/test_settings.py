@@ -1,13 +1,12 @@
 """One source for every default: settings dataclasses, the YAML files under config/ and the launch files agree.
 
 A node's defaults are written once, in its settings dataclass (`SETTINGS` in its module under jepa_ros/nodes);
-the YAML files hold only what a deployment changes, and the launch files only set parameters that exist.
+the YAML files hold only what a deployment changes (test_launch_files.py checks the launch files' parameters).
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -56,17 +55,7 @@ def test_yaml_holds_only_known_settings_that_differ_from_their_default(name):
         make_settings(node_settings(node), {k: comparable(v) for k, v in params.items()})  # types and ranges
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "launch").glob("*.launch.xml")), ids=lambda p: p.name)
-def test_launch_files_set_only_parameters_the_node_declares(path):
-    for node in ET.parse(path).getroot().iter("node"):
-        if node.get("pkg") != "jepa_ros":
-            continue
-        known = {f.name for f in settings_fields(node_settings(node.get("exec")))}
-        names = {p.get("name") for p in node.iter("param") if p.get("name")}
-        assert names <= known, f"{path.name}: {node.get('exec')} declares no parameter(s) {sorted(names - known)}"
-
-
-@pytest.mark.parametrize("node", ["perception_node", "planner_node", "controller_node", "sim_node"])
+@pytest.mark.parametrize("node", ["perception_node", "planner_node", "controller_node", "sim_node", "recorder_node"])
 def test_every_setting_is_documented_and_its_default_is_valid(node):
     cls = node_settings(node)
     assert dataclasses.is_dataclass(cls)
@@ -98,3 +87,10 @@ def test_describe_gives_unit_range_and_choices():
     fields = {f.name: f for f in settings_fields(Example)}
     assert describe(fields["rate"]) == "control loop [Hz] range 0.1..1000"
     assert describe(fields["mode"]) == "how plans run one of step, continuous"
+
+
+def test_parameter_reference_is_generated_from_the_settings():
+    from jepa_ros.params import markdown
+
+    committed = (REPO / "docs" / "PARAMETERS.md").read_text()
+    assert committed == markdown(), "docs/PARAMETERS.md is stale: run `jepa params --markdown > docs/PARAMETERS.md`"
