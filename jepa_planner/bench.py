@@ -295,17 +295,19 @@ def markdown_table(results: list[dict]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI: `jepa bench planner [--json PATH] [--device cpu|cuda] [--repeats N] [--threads N] [--quick]`."""
-    parser.add_argument("target", choices=["planner"], help="what to benchmark")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("target", choices=["planner"], help="what to benchmark (only: planner)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (default: none, "
+                                                       "print the table only)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
-                        help="default: cuda when available, else cpu")
-    parser.add_argument("--repeats", type=int, default=8, help="timed problems per row (median), default 8")
+                        help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--repeats", type=int, default=8,
+                        help="timed problems per row, the median is reported (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 on --device cpu, torch's default with cuda); the tiny "
                              "model's ops are too small to gain from more, and on a shared machine more threads "
                              "made both planners several times slower and their timings erratic")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 repeat, smallest model, scaled-down settings")
+                        help="smoke run: 1 repeat, smallest model, scaled-down settings (off by default)")
 
 
 def main(args: argparse.Namespace) -> int:

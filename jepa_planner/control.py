@@ -30,6 +30,7 @@ import numpy as np
 from transforms3d.euler import euler2axangle
 
 from jepa_planner.safety import BoxLimit, EStop, SafetyFilter, Watchdog, braking_speed
+from jepa_planner.servo_startup import SERVO_STARTUPS
 from jepa_world_model.settings import SettingsError, setting
 
 MODES = ("step", "continuous")
@@ -48,7 +49,7 @@ class ControllerSettings:
     end-effector displacement actions [dx, dy, dz] of one 0.1 s control period)."""
 
     rate: float = setting(20.0, "control loop rate", unit="Hz", low=1.0, high=1000.0, read_only=True)
-    output: str = setting("twist", "command interface: twist (/servo_node/delta_twist_cmds), joint_trajectory "
+    output: str = setting("twist", "command interface: twist (<servo_node>/delta_twist_cmds), joint_trajectory "
                           "(~/joint_trajectory) or position_commands (~/commands, std_msgs/Float64MultiArray)",
                           choices=OUTPUTS, read_only=True)
     mode: str = setting("step", "step: each plan's first action once over step_duration, then zero until the "
@@ -56,7 +57,23 @@ class ControllerSettings:
                         "newer plan takes over", choices=MODES, read_only=True)
     step_duration: float = setting(0.1, "duration of one action (displacement); must match the model's action "
                                    "period (sim: 0.1 s)", unit="s", low=0.001, high=10.0, read_only=True)
-    frame_id: str = setting("base_link", "frame of the twist commands and of /ee_pose", read_only=True)
+    frame_id: str = setting("base_link", "base frame: /ee_pose must be stamped in it (a pose in another frame is "
+                            "refused and stops the arm), the workspace box is in it, and the twist commands are "
+                            "expressed in it and stamped with it (MoveIt Servo transforms a TwistStamped from its "
+                            "header frame into its planning frame, so this must be a link of the robot model)",
+                            read_only=True)
+    dry_run: bool = setting(False, "the whole loop runs, but each command is published on ~/preview (same type as "
+                            "the output) and nothing on the actuator topic; no Servo start-up", read_only=True)
+    servo_startup: str = setting("none", "MoveIt Servo start-up before the first command (twist output): none (the "
+                                 "sim, or Servo started by hand), humble (std_srvs/srv/Trigger "
+                                 "<servo_node>/start_servo), jazzy (moveit_msgs/srv/ServoCommandType "
+                                 "<servo_node>/switch_command_type, TWIST; Jazzy and later)",
+                                 choices=SERVO_STARTUPS, read_only=True)
+    servo_node: str = setting("/servo_node", "fully qualified name of the MoveIt Servo node: twist commands go to "
+                              "<servo_node>/delta_twist_cmds, the start-up calls <servo_node>/start_servo or "
+                              "<servo_node>/switch_command_type", read_only=True)
+    servo_retry: float = setting(1.0, "seconds between Servo start-up attempts until one succeeds", unit="s",
+                                 low=0.05, high=60.0, read_only=True)
     plan_timeout: float = setting(1.5, "armed and the plan (camera stamp) older than this: stop and disarm; one "
                                   "sim step (frame + encode + plan + settle) takes 0.3-0.6 s on 2 loaded CPU "
                                   "cores", unit="s", low=0.01, high=60.0, read_only=True)
@@ -101,6 +118,14 @@ class ControllerSettings:
             raise SettingsError(f"output={self.output!r}: must be one of {list(OUTPUTS)}")
         if self.mode not in MODES:
             raise SettingsError(f"mode={self.mode!r}: must be one of {list(MODES)}")
+        if self.servo_startup != "none" and self.output != "twist":
+            raise SettingsError(f"servo_startup={self.servo_startup} is MoveIt Servo's start-up: it needs output "
+                                f"twist, not {self.output}")
+        if not self.servo_node.startswith("/") or self.servo_node.endswith("/") or " " in self.servo_node:
+            raise SettingsError(f"servo_node={self.servo_node!r}: needs the node's fully qualified name, e.g. "
+                                f"/servo_node")
+        if not self.frame_id:
+            raise SettingsError("frame_id is empty: name the base frame of /ee_pose and of the twist commands")
         for name in ("workspace_min", "workspace_max"):
             if len(getattr(self, name)) != 3:
                 raise SettingsError(f"{name}={list(getattr(self, name))}: needs 3 values [x, y, z]")
@@ -244,8 +269,9 @@ class ArmController:
         self._last_plan_key: tuple | None = None
         self.last_plan_stamp: float | None = None
         self.counts = {"executed_plans": 0, "rejected_plans": 0, "ignored_state": 0, "future_stamps": 0,
-                       "stale_state_holds": 0}
+                       "stale_state_holds": 0, "wrong_frame": 0}
         self.last_rejection = ""
+        self._wrong_frame = ""                # the latest pose refused for its frame
 
     # ---------------------------------------------------------------------------------------------- inputs
     def state_age(self, now: float) -> float:
@@ -264,6 +290,20 @@ class ArmController:
                                       f"{self.settings.max_future_stamp} s)")
         self._position = position
         return True
+
+    def on_pose(self, position: Sequence[float], frame: str, stamp: float, now: float) -> Command | None:
+        """An end-effector position [x, y, z] stamped in ``frame``: taken as :meth:`on_state` when ``frame`` is
+        ``frame_id``. Otherwise it is refused and counted, the status shows the fault until re-arming, and an
+        armed arm stops and disarms: the returned stop is to be sent now (None otherwise)."""
+        if frame == self.settings.frame_id:
+            self.on_state(position, stamp, now)
+            return None
+        self.counts["wrong_frame"] += 1
+        self.last_rejection = (f"pose in frame {frame!r}, expected frame_id {self.settings.frame_id!r} (no "
+                               f"transform: fix the pose source or frame_id)")
+        self._ignore_state(self.last_rejection)
+        self.fault = self._wrong_frame = f"wrong frame: {self.last_rejection}"
+        return self.disarm(self.fault, now) if self.armed else None
 
     def on_joint_state(self, names: Sequence[str], positions: Sequence[float], stamp: float, now: float) -> bool:
         """A joint state message's names and positions (any order, extra joints allowed); False if refused."""
@@ -326,13 +366,17 @@ class ArmController:
         return np.concatenate(cartesian_displacement(names, units, actions[0]))
 
     # ------------------------------------------------------------------------------- arm, disarm, e-stop
-    def arm(self, now: float) -> tuple[bool, str]:
-        """Arm if the e-stop is clear and the state fresh; returns (success, message)."""
+    def arm(self, now: float, blocker: str = "") -> tuple[bool, str]:
+        """Arm if nothing blocks it (``blocker``: why the actuator cannot take commands yet, e.g. MoveIt Servo's
+        start-up), the e-stop is clear and the state fresh; returns (success, message)."""
+        if blocker:
+            return False, blocker
         if self.estop_state.engaged:
             return False, f"e-stop engaged ({self.estop_state.reason}): clear it first"
         if self._state_watchdog.expired(now):
+            refused = f"; last refused pose: {self._wrong_frame}" if self._wrong_frame else ""
             return False, (f"no fresh state (age {self.state_age(now):.3f} s > state_timeout "
-                           f"{self.settings.state_timeout} s)")
+                           f"{self.settings.state_timeout} s){refused}")
         self.armed, self.fault, self.step = True, "", None
         self._plan_watchdog.reset()
         self._reset_filters()
@@ -459,9 +503,18 @@ class ArmController:
 
     # -------------------------------------------------------------------------------------------- status
     def status(self, now: float) -> tuple[str, str, dict]:
-        """(level "ok" | "warn" | "error", message, key values) for /diagnostics."""
+        """(level "ok" | "warn" | "error", message, key values) for /diagnostics; in a dry run the message starts
+        with "DRY RUN"."""
+        level, message, values = self._status(now)
+        if self.settings.dry_run:
+            message = f"DRY RUN (commands on ~/preview only): {message}"
+        return level, message, values
+
+    def _status(self, now: float) -> tuple[str, str, dict]:
         values = {
             "armed": self.armed,
+            "dry_run": self.settings.dry_run,
+            "frame_id": self.settings.frame_id,
             "estop": self.estop_state.engaged,
             "output": self.settings.output,
             "plan_age": f"{now - self.last_plan_stamp:.3f}" if self.last_plan_stamp is not None else "none",

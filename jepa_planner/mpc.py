@@ -14,7 +14,8 @@ Rules (each has its unit test in test/test_mpc.py):
   loop's clock. A loop whose own memory lies in the future (the clock jumped back) forgets it.
 - One plan per usable frame: younger than `embedding_timeout`, newer than the last planned one and, in ``step``
   mode, stamped `settle_time` after the previous plan went out. Plans are warm-started from the previous one.
-- Topic goals are tracked until replaced: while the observed energy is <= `default_tolerance`, hold plans (the
+- Topic goals are tracked until replaced: while the observed energy is <= the tolerance (`default_tolerance`, 0:
+  the predictor's calibrated `planning_tolerance`), hold plans (the
   neutral action with its predicted rollout) instead of a search; planning resumes when the energy rises.
 - A ReachGoal replaces the topic goal. Each executed step is judged on the next usable observation. It ends
   "reached", "budget exhausted", "stale input" (no fresh frame for `stale_abort_after` s), "canceled",
@@ -43,6 +44,8 @@ from jepa_world_model.image_encoding import CROP_MODES
 from jepa_world_model.settings import setting
 
 MODES = ("step", "continuous")
+#: The goal tolerance for a predictor without a calibrated planning_tolerance (presets, official files).
+FALLBACK_TOLERANCE = 0.015
 _CEM = {f.name: f.default for f in dataclasses.fields(CEMConfig)}
 _NS = 1_000_000_000
 
@@ -53,8 +56,9 @@ class PlannerSettings:
 
     predictor: str = setting("tiny", "action-conditioned predictor: preset name, checkpoint directory or official "
                              ".pt file (it gives the action and state spaces)", read_only=True)
-    encoder: str = setting("tiny", "encoder for goal images; must be the perception node's model (embeddings with "
-                           "another model_id are refused)", read_only=True)
+    encoder: str = setting("", "encoder for goal images; empty or auto = the encoder saved with the predictor; "
+                           "must be the perception node's model (embeddings with another model_id are refused)",
+                           read_only=True)
     device: str = setting("auto", "torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N",
                           read_only=True)
     torch_threads: int = setting(1, "torch CPU threads; 0 = torch's default (1 suits the tiny models on a shared "
@@ -104,10 +108,11 @@ class PlannerSettings:
                                        "frame", unit="s", low=0.01, high=3600.0)
     default_step_budget: int = setting(50, "ReachGoal control steps per goal when the request gives none",
                                        low=1, high=1_000_000)
-    default_tolerance: float = setting(0.015, "energy at or below which a goal counts as reached (ReachGoal "
+    default_tolerance: float = setting(0.0, "energy at or below which a goal counts as reached (ReachGoal "
                                        "requests with tolerance <= 0, and topic goals, which then get hold "
-                                       "plans); for the shipped sim model about 1 cm from the goal pose",
-                                       low=0.0, high=1e9)
+                                       "plans); 0 = the predictor's calibrated planning_tolerance (the shipped "
+                                       "sim model's: 0.015, a few mm from the goal pose), else "
+                                       f"{FALLBACK_TOLERANCE:g}", low=0.0, high=1e9)
     max_step_time: float = setting(2.0, "a ReachGoal ends with 'deadline' after its summed step budgets times "
                                    "this much wall time", unit="s", low=0.01, high=3600.0)
 
@@ -188,11 +193,15 @@ def check_models(encoder: Any, predictor: Any) -> None:
 
 
 class PlannerModels:
-    """The predictor and the goal-image encoder on one device, checked to work together."""
+    """The predictor and the goal-image encoder on one device, checked to work together.
+
+    `planning_tolerance` is the predictor's calibrated goal tolerance (None: it has none).
+    """
 
     def __init__(self, encoder: torch.nn.Module, predictor: torch.nn.Module, device: torch.device | str = "cpu",
-                 image_size: int = 0, crop: str = "center") -> None:
+                 image_size: int = 0, crop: str = "center", planning_tolerance: float | None = None) -> None:
         check_models(encoder, predictor)
+        self.planning_tolerance = planning_tolerance
         self.device = torch.device(device)
         self.encoder = encoder.to(self.device).eval()
         self.predictor = predictor.to(self.device).eval()
@@ -205,18 +214,24 @@ class PlannerModels:
 
     @classmethod
     def load(cls, settings: PlannerSettings) -> "PlannerModels":
-        """Load the models named by `settings` on its device; PlannerSetupError when they cannot work."""
-        from jepa_world_model import load_encoder, load_predictor
+        """Load the models named by `settings` on its device (an empty encoder: the one saved with the predictor);
+        PlannerSetupError in one line when they cannot be loaded or do not fit together."""
+        from jepa_world_model import bundle, load_predictor
         from jepa_world_model.errors import WorldModelError
 
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         try:
             device = resolve_device(settings.device)
-            return cls(load_encoder(settings.encoder), load_predictor(settings.predictor), device,
-                       settings.image_size, settings.crop)
+            predictor = load_predictor(settings.predictor)
+            encoder = bundle.encoder_for(settings.encoder, settings.predictor).load()
+            tolerance = bundle.planning_tolerance(settings.predictor)
         except (WorldModelError, RuntimeError, OSError) as exc:
             raise PlannerSetupError(f"cannot load the models: {exc}") from exc
+        try:
+            return cls(encoder, predictor, device, settings.image_size, settings.crop, tolerance)
+        except PlannerSetupError as exc:
+            raise PlannerSetupError(bundle.mismatch_line(settings.encoder, settings.predictor, str(exc))) from None
 
     def tensor(self, features: np.ndarray) -> torch.Tensor:
         """Features (N, D) as a float32 tensor on the device."""
@@ -391,6 +406,12 @@ class MPCLoop:
         self.last_plan_ms = math.nan
 
     # -------------------------------------------------------------------------------------------- settings
+    @property
+    def tolerance(self) -> float:
+        """The goal tolerance in force: `default_tolerance`, else the predictor's calibrated one, else the
+        fallback."""
+        return self.settings.default_tolerance or self.models.planning_tolerance or FALLBACK_TOLERANCE
+
     def reconfigure(self, settings: PlannerSettings) -> None:
         """Switch to new settings (read-only ones must not change); a CEM change drops the warm start."""
         changed = [f.name for f in dataclasses.fields(settings) if getattr(settings, f.name) !=
@@ -447,7 +468,7 @@ class MPCLoop:
         tensors = [self.goal_tensor(goal) for goal in goals]
         try:
             sequence = GoalSequence(tensors, [int(b) for b in budgets] if budgets is not None else
-                                    s.default_step_budget, s.default_tolerance if tolerance is None else tolerance)
+                                    s.default_step_budget, self.tolerance if tolerance is None else tolerance)
         except GoalSequenceError as exc:
             raise InvalidGoalError(str(exc)) from exc
         total = sum(sequence.budgets)
@@ -473,7 +494,7 @@ class MPCLoop:
         obs, problem = self._usable(observation, now_ns, wall)
         if obs is None:
             return Decision(WAIT, _waiting(problem))
-        goal, tolerance = self._topic_goal, self.settings.default_tolerance
+        goal, tolerance = self._topic_goal, self.tolerance
         energy = self.energy(obs, goal)
         holding = energy <= tolerance
         result, problem = self._hold(obs, goal) if holding else self._plan(obs, goal)

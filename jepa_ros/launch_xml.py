@@ -14,15 +14,52 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jepa_ros.launch_substitutions import Context, LaunchFileError, command_line, condition, parse, resolve
+from jepa_ros.launch_substitutions import PACKAGE, Context, LaunchFileError, command_line, condition, parse, resolve
 
-__all__ = ["LaunchFileError", "NodeSpec", "read_launch_file", "REPO_ROOT"]
+__all__ = ["LaunchFileError", "NodeSpec", "read_launch_file", "package_share", "REPO_ROOT", "SHARE_DIR"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+_MARKER = Path("launch") / "sim.launch.xml"
+
+
+def share_candidates(module_file: Path = Path(__file__)) -> list[Path]:
+    """Where the package's launch/ and config/ folders may be, in order: the source checkout this module runs
+    from (editable installs, tests), then ``<prefix>/share/jepa_ros`` for every folder above the installed module
+    (wheel and colcon installs: ``<prefix>/lib/pythonX.Y/site-packages/jepa_ros/``), then the ament prefixes
+    (``AMENT_PREFIX_PATH``), then this interpreter's prefix."""
+    here = module_file.resolve().parent
+    checkout = here.parent
+    prefixes = list(here.parents) + [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
+                                         if p] + [Path(sys.prefix)]
+    return [checkout] + [prefix / "share" / PACKAGE for prefix in prefixes]
+
+
+def package_share(module_file: Path = Path(__file__)) -> Path:
+    """The first of :func:`share_candidates` that holds the launch files (the source checkout needs its
+    package.xml too); FileNotFoundError lists the places searched."""
+    candidates = share_candidates(module_file)
+    for number, candidate in enumerate(candidates):
+        if (candidate / _MARKER).is_file() and (number > 0 or (candidate / "package.xml").is_file()):
+            return candidate
+    raise FileNotFoundError(f"the {PACKAGE} launch and config files were not found; searched "
+                            f"{', '.join(str(c) for c in candidates)}")
+
+
+def _share_or_checkout() -> Path:
+    try:
+        return package_share()
+    except FileNotFoundError:  # reported when a launch file is read (read_launch_file names the missing file)
+        return share_candidates()[0]
+
+
+#: The installed package share (launch/, config/, package.xml): the source checkout in a development install.
+SHARE_DIR = _share_or_checkout()
+#: Earlier name of SHARE_DIR (the source checkout it used to be).
+REPO_ROOT = SHARE_DIR
 # Tag -> the attributes this reader understands (ROS 2 launch accepts more; those are refused, not ignored).
 ATTRIBUTES: dict[str, set[str]] = {
     "launch": set(),
@@ -212,9 +249,13 @@ class _Reader:
 
 
 def read_launch_file(path: Path, arguments: dict[str, str] | None = None,
-                     share_dir: Path = REPO_ROOT) -> list[NodeSpec]:
-    """Parse `path` with the given launch arguments; return the nodes it starts (those whose conditions hold)."""
+                     share_dir: Path = SHARE_DIR) -> list[NodeSpec]:
+    """Parse `path` with the given launch arguments; return the nodes it starts (those whose conditions hold).
+
+    ``$(find-pkg-share jepa_ros)`` is `share_dir`, the installed package share by default."""
     path = Path(path)
+    if not path.is_file():
+        raise LaunchFileError(f"{path}: no such launch file")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -23,6 +24,10 @@ from std_srvs.srv import SetBool, Trigger
 from jepa_planner.offline_reach import SUCCESS_RADIUS
 from jepa_ros.ros_util import latched_qos, reliable_qos, sensor_qos
 from jepa_ros.stack import wait_until
+
+
+class NodeExited(RuntimeError):
+    """A node of the stack exited while the client waited for it."""
 
 
 @dataclass
@@ -112,17 +117,26 @@ class ReachClient:
             raise TimeoutError(f"service {client.srv_name} did not answer in {timeout:.0f} s")
         return future.result()
 
-    def wait_until_ready(self, timeout: float = 60.0) -> None:
-        """Wait until the stack's interfaces are up (pose, camera, embeddings, services, action server)."""
-        if not wait_until(lambda: self.ee_position is not None and self.last_image is not None, timeout):
-            raise TimeoutError("no /ee_pose or /camera/image_raw from the simulation")
-        if not wait_until(lambda: self.embeddings > 0, timeout):
-            raise TimeoutError("no /jepa/embedding from the perception node")
+    def wait_until_ready(self, timeout: float = 60.0, alive: Callable[[], bool] = lambda: True) -> None:
+        """Wait until the stack's interfaces are up (pose, camera, embeddings, services, action server).
+
+        `alive()` is polled throughout: NodeExited as soon as it is false (a node that cannot start ends the wait
+        at once instead of after `timeout`)."""
+        def ready(what: Callable[[], bool]) -> Callable[[], bool]:
+            return lambda: what() or not alive()
+
+        def check(done: bool, problem: str) -> None:
+            if not alive():
+                raise NodeExited("a node of the stack exited while starting")
+            if not done:
+                raise TimeoutError(problem)
+
+        check(wait_until(ready(lambda: self.ee_position is not None and self.last_image is not None), timeout),
+              "no /ee_pose or /camera/image_raw from the simulation")
+        check(wait_until(ready(lambda: self.embeddings > 0), timeout), "no /jepa/embedding from the perception node")
         for client in (self._reset, self._arm):
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise TimeoutError(f"service {client.srv_name} is not available")
-        if not self._reach.wait_for_server(timeout_sec=timeout):
-            raise TimeoutError("action /jepa/reach_goal is not available")
+            check(wait_until(ready(client.service_is_ready), timeout), f"service {client.srv_name} is not available")
+        check(wait_until(ready(self._reach.server_is_ready), timeout), "action /jepa/reach_goal is not available")
 
     def arm(self, armed: bool = True, timeout: float = 10.0) -> None:
         """Arm (or disarm) the controller, retrying while it refuses (e.g. no fresh state yet)."""

@@ -30,6 +30,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -146,24 +147,23 @@ def _within(value: float, limit: float) -> bool:
 
 def stop_intervals(gates: Sequence[Gate], margin: float, dt: float) -> list[tuple[float, float, str]]:
     """Times (start, end, reason) during which no command may move: before the first arm, and from each stop
-    (+ margin) until the next successful arm request."""
+    until the next successful arm request. A stop the soak caused takes effect ``margin`` after it was sent; one
+    the controller reported takes effect at once (it had already happened)."""
     arms = [g for g in gates if g.allow]
     events = []
     for g in gates:
-        if g.allow:
-            events.append((g.t, 1, g.reason))
-        elif g.from_diagnostics and any(a.t <= g.t <= (a.settled or a.t) + 2 * dt for a in arms):
+        if g.from_diagnostics and any(a.t <= g.t <= (a.settled or a.t) + 2 * dt for a in arms):
             continue  # the status may predate the arm that was in flight
-        else:
-            events.append((g.t + margin, 0, g.reason))
+        events.append((g.t, g.allow, g.reason, g.t + (0.0 if g.allow or g.from_diagnostics else margin)))
     events.sort(key=lambda e: (e[0], e[1]))
     intervals, start, reason, stopped = [], -math.inf, "not armed yet", True
-    for t, allow, why in events:
+    for t, allow, why, effective in events:
         if allow and stopped:
-            intervals.append((start, t, reason))
+            if t > start:
+                intervals.append((start, t, reason))
             stopped = False
         elif not allow and not stopped:
-            start, reason, stopped = t, why, True
+            start, reason, stopped = effective, why, True
     if stopped:
         intervals.append((start, math.inf, reason))
     return intervals
@@ -235,7 +235,10 @@ def check_commands(commands: Sequence[Command], poses: Sequence[Pose], plan_time
     for c in commands:
         t, lin, ang = c.t, np.asarray(c.linear, float), np.asarray(c.angular, float)
         values = tuple(c.linear) + tuple(c.angular)
-        add = lambda kind, detail: violations.append(Violation(t, kind, detail, values))  # noqa: E731
+
+        def add(kind: str, detail: str) -> None:
+            violations.append(Violation(t, kind, detail, values))
+
         if not np.all(np.isfinite(lin)) or not np.all(np.isfinite(ang)):
             add("speed", "non-finite command")
         elif not (all(_within(v, limits.max_axis_speed) for v in lin)
@@ -657,7 +660,11 @@ class GoalRecord:
     outcome: str            # ended | orphaned (the planner was killed while it ran) | not ended
     reason: str
     steps: int
-    final_distance: float
+    final_distance: float | None
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 4) if math.isfinite(value) else None
 
 
 # ----------------------------------------------------------------------------------------------- the soak
@@ -674,13 +681,18 @@ class Soak:
         self.crashes: list[dict] = []
         self.down: dict[str, float] = {}      # node -> when to restart it
         self.abandoned: set[str] = set()      # nodes that crashed too often to restart
+        self.restart_failures: list[dict] = []
         self.incarnations: list[Incarnation] = []
         self.goals: list[GoalRecord] = []
         self.goal_image_failures = 0
+        self.goal_loop_errors: list[dict] = []
         self.hostile = Counter()
+        self.events: list[tuple[float, str]] = []          # (ROS time, what the soak did) for the report
         self.estops = Counter()
         self._estop: tuple[str, float] | None = None     # (kind, when to release it)
-        self.t0 = time.monotonic()
+        self._released = threading.Event()                # clear while an e-stop or disarm is held: no arming
+        self._released.set()
+        self.t0 = soak.now()        # ROS time; every time in the report is relative to it
         for name in stack.processes:
             self._track(name)
 
@@ -704,14 +716,21 @@ class Soak:
         for name in list(self.stack.processes):
             if name in self.down:
                 if restart and now >= self.down[name]:
-                    self.stack.start(name)
+                    self.events.append((self.soak.now(), f"restart {name}"))
+                    try:
+                        self.stack.start(name)
+                    except OSError as exc:      # e.g. the executable is being reinstalled: try again later
+                        self.restart_failures.append({"node": name, "t": round(self.soak.now() - self.t0, 2),
+                                                      "error": str(exc)})
+                        self.down[name] = now + 5.0
+                        continue
                     self._track(name)
                     del self.down[name]
             elif name not in self.abandoned and not self.stack.alive(name):
                 code = self.stack.processes[name].returncode
                 with self._lock:
-                    self.crashes.append({"node": name, "t": round(now - self.t0, 2), "exit_code": code,
-                                         "log_tail": self.stack.log_tail(name, 15)})
+                    self.crashes.append({"node": name, "t": round(self.soak.now() - self.t0, 2), "exit_code": code,
+                                         "log_tail": self.stack.log_tail(name, 15), "monotonic": now})
                 print(f"[soak] CRASH: {name} exited with {code}", flush=True)
                 if name == "controller_node":   # a restarted controller starts disarmed
                     self.soak.add_gate(Gate(self.soak.now(), False, "controller_node exited"))
@@ -723,9 +742,10 @@ class Soak:
     def kill(self, name: str, sig: int) -> None:
         """Kill one peer with ``sig`` and schedule its restart."""
         started = time.monotonic()
+        self.events.append((self.soak.now(), f"kill {name} {signal.Signals(sig).name}"))
         self.stack.stop(name, sig)
         process = self.stack.processes[name]
-        record = {"node": name, "signal": signal.Signals(sig).name, "t": round(started - self.t0, 2),
+        record = {"node": name, "signal": signal.Signals(sig).name, "t": round(self.soak.now() - self.t0, 2),
                   "exit_code": process.returncode, "stop_s": round(time.monotonic() - started, 2),
                   "clean": sig != signal.SIGINT or process.returncode == 0, "monotonic": started}
         with self._lock:
@@ -738,8 +758,7 @@ class Soak:
         """Whether the planner was killed or crashed after ``started`` and at least ``grace`` s ago."""
         now = time.monotonic()
         with self._lock:
-            times = [k["monotonic"] for k in self.kills if k["node"] == "planner_node"]
-            times += [self.t0 + c["t"] for c in self.crashes if c["node"] == "planner_node"]
+            times = [k["monotonic"] for k in self.kills + self.crashes if k["node"] == "planner_node"]
         return any(started <= t <= now - grace for t in times)
 
     # --- e-stop and arming --------------------------------------------------------------------------------
@@ -747,27 +766,32 @@ class Soak:
         """Engage the e-stop (topic or service) or disarm; :meth:`release_estop` ends it after a random hold."""
         choice = str(self.rng.choice(["topic", "service", "disarm"]))
         self.estops[choice] += 1
+        self.events.append((self.soak.now(), f"{choice} e-stop" if choice != "disarm" else "disarm"))
         if choice == "topic":
             self.soak.estop_topic(True)
         elif choice == "service":
             self.soak.estop_service(True)
         else:
             self.soak.arm(False)
+        self._released.clear()
         self._estop = (choice, time.monotonic() + float(self.rng.uniform(0.3, 3.0)))
 
     def release_estop(self) -> None:
         """Clear the e-stop (a disarm needs nothing cleared) and re-arm once (the goal loop retries)."""
         choice, _ = self._estop
         self._estop = None
+        self.events.append((self.soak.now(), "release " + choice))
         if choice != "disarm":
             self.soak.estop_service(False)
             self.soak.estop_topic(False)   # the latched value must not stop a controller that joins later
+        self._released.set()
         self.soak.arm(True)
 
     def arm(self, tries: int) -> bool:
-        """Arm the controller, retrying (it refuses while the state is stale or the e-stop engaged)."""
+        """Arm the controller, retrying (it refuses while the state is stale or the e-stop engaged); never while
+        the soak holds an e-stop or disarm."""
         for _ in range(tries):
-            if self.soak.arm(True):
+            if self._released.is_set() and self.soak.arm(True):
                 return True
             time.sleep(0.5)
         return False
@@ -781,47 +805,56 @@ class Soak:
 
     # --- goals --------------------------------------------------------------------------------------------
     def goal_loop(self, targets: np.ndarray) -> None:
-        """Send goals one after the other until stopped (run in a thread)."""
-        index = 0
+        """Send goals one after the other until stopped (run in a thread); an unexpected error is recorded and
+        the loop goes on."""
         while not self._stop.is_set():
             try:
-                self.client.wait_until_ready(timeout=20.0)
-            except TimeoutError:
-                continue
-            if not self.arm(tries=10):
-                continue
-            target = targets[index % len(targets)]
-            budget = int(self.goal_rng.integers(5, self.args.max_budget + 1))
-            if self.goal_rng.random() < 0.3:
-                try:
-                    self.client.reset_sim()
-                except (TimeoutError, RuntimeError):
-                    pass
-            started = time.monotonic()
+                self._next_goal(targets)
+            except Exception as exc:  # noqa: BLE001 - the soak must keep going; the error is in the report
+                traceback.print_exc()
+                self.goal_loop_errors.append({"t": round(self.soak.now() - self.t0, 2), "error": repr(exc)})
+                time.sleep(1.0)
+
+    def _next_goal(self, targets: np.ndarray) -> None:
+        """Arm, then send one goal and record how it ended (nothing when the stack is not ready)."""
+        index = len(self.goals)
+        try:
+            self.client.wait_until_ready(timeout=20.0)
+        except TimeoutError:
+            return
+        if not self.arm(tries=10):
+            return
+        target = targets[index % len(targets)]
+        budget = int(self.goal_rng.integers(5, self.args.max_budget + 1))
+        if self.goal_rng.random() < 0.3:
             try:
-                result = self.client.run_episode(target, budget, timeout=goal_deadline(budget),
-                                                 alive=lambda: not self.planner_lost_since(started))
-            except TimeoutError:
-                self.goal_image_failures += 1     # the sim was down: no goal image, no goal sent
-                time.sleep(0.5)
-                continue
-            ended = time.monotonic()
-            lost = self.planner_lost_since(started, grace=0.0)
-            unanswered = result.reason.startswith("no result") or result.reason == "goal rejected by the planner"
-            if result.reason == "a node of the stack died" or (lost and unanswered):
-                outcome = "orphaned"
-            elif result.reason.startswith("no result"):
-                outcome = "not ended"
-            else:
-                outcome = "ended"
-            record = GoalRecord(index, [round(float(v), 4) for v in target], budget, round(started - self.t0, 2),
-                                round(ended - started, 2), outcome, result.reason, result.steps,
-                                round(float(result.final_distance), 4))
-            with self._lock:
-                self.goals.append(record)
-            print(f"[soak] goal {index}: {outcome} ({result.reason}) after {record.duration_s:.1f} s, "
-                  f"{result.steps} steps", flush=True)
-            index += 1
+                self.client.reset_sim()
+            except (TimeoutError, RuntimeError):
+                pass
+        started, started_ros = time.monotonic(), self.soak.now()
+        try:
+            result = self.client.run_episode(target, budget, timeout=goal_deadline(budget),
+                                             alive=lambda: not self.planner_lost_since(started))
+        except TimeoutError:
+            self.goal_image_failures += 1     # the sim was down: no goal image, no goal sent
+            time.sleep(0.5)
+            return
+        ended = time.monotonic()
+        lost = self.planner_lost_since(started - 15.0, grace=0.0)  # killed during it or still starting up
+        unanswered = result.reason.startswith("no result") or result.reason == "goal rejected by the planner"
+        if result.reason == "a node of the stack died" or (lost and unanswered):
+            outcome = "orphaned"
+        elif result.reason.startswith("no result"):
+            outcome = "not ended"
+        else:
+            outcome = "ended"
+        record = GoalRecord(index, [round(float(v), 4) for v in target], budget, round(started_ros - self.t0, 2),
+                            round(ended - started, 2), outcome, result.reason, result.steps,
+                            _finite(result.final_distance))
+        with self._lock:
+            self.goals.append(record)
+        print(f"[soak] goal {index}: {outcome} ({result.reason}) after {record.duration_s:.1f} s, "
+              f"{result.steps} steps", flush=True)
 
     # --- the schedule -------------------------------------------------------------------------------------
     def run(self, seconds: float) -> None:
@@ -845,6 +878,7 @@ class Soak:
                 kind = str(rng.choice(HOSTILE_KINDS))
                 if self.soak.hostile(kind, rng):
                     self.hostile[kind] += 1
+                    self.events.append((self.soak.now(), kind))
                 next_hostile = after(args.hostile_every)
             if now >= next_kill:
                 up = [n for n in VICTIMS if n not in self.down and self.stack.alive(n)]
@@ -872,9 +906,10 @@ class Soak:
 
 
 # ------------------------------------------------------------------------------------------------ the report
-def summarise(soak: Soak, violations: list[Violation], limits: Limits, t0_ros: float, args, duration: float,
-              commands: list[Command], poses: list[Pose]) -> dict:
-    """The JSON report."""
+def summarise(soak: Soak, violations: list[Violation], limits: Limits, args, duration: float,
+              commands: list[Command], poses: list[Pose], gates: list[Gate]) -> dict:
+    """The JSON report; times in seconds since the soak started."""
+    t0_ros = soak.t0
     counts = Counter(v.kind for v in violations)
     listed: list[dict] = []
     per_kind: Counter = Counter()
@@ -886,6 +921,7 @@ def summarise(soak: Soak, violations: list[Violation], limits: Limits, t0_ros: f
     by_reason = Counter(g.reason for g in goals if g.outcome == "ended")
     memory = memory_report(soak.incarnations, args.warmup)
     kills = [{k: v for k, v in kill.items() if k != "monotonic"} for kill in soak.kills]
+    crashes = [{k: v for k, v in crash.items() if k != "monotonic"} for crash in soak.crashes]
     for name, entry in memory.items():
         entry["kills"] = sum(k["node"] == name for k in kills)
         entry["crashes"] = sum(c["node"] == name for c in soak.crashes)
@@ -895,8 +931,10 @@ def summarise(soak: Soak, violations: list[Violation], limits: Limits, t0_ros: f
         "minutes": args.minutes, "seed": args.seed, "duration_s": round(duration, 1),
         "limits": dataclasses.asdict(limits), "margin_s": args.margin if args.margin is not None else 2 * limits.dt,
         "box_tolerance_m": args.box_tolerance,
-        "crashes": soak.crashes,
+        "crashes": crashes,
         "kills": kills,
+        "restart_failures": soak.restart_failures,
+        "goal_loop_errors": soak.goal_loop_errors,
         "violations": {"total": len(violations), "by_kind": dict(counts), "listed": listed},
         "goals": {"sent": len(goals), "ended": sum(g.outcome == "ended" for g in goals),
                   "orphaned": sum(g.outcome == "orphaned" for g in goals), "not_ended": len(not_ended),
@@ -908,6 +946,9 @@ def summarise(soak: Soak, violations: list[Violation], limits: Limits, t0_ros: f
         "commands": {"recorded": len(commands), "moving": sum(c.moving for c in commands),
                      "gaps": sum(1 for a, b in zip(commands, commands[1:]) if b.t - a.t > 1.5 * limits.dt)},
         "poses": len(poses),
+        "events": [[round(t - t0_ros, 3), what] for t, what in soak.events],
+        "gates": [{"t": round(g.t - t0_ros, 3), "allow": g.allow, "reason": g.reason,
+                   "from_diagnostics": g.from_diagnostics} for g in sorted(gates, key=lambda g: g.t)],
         "controller_diagnostics": dict(soak.soak.controller_values),
     }
     report["ok"] = not soak.crashes and not violations and not not_ended
@@ -938,6 +979,8 @@ def print_report(report: dict) -> None:
             print(f"  t={item['t']:8.2f}s {item['kind']:<12} {item['detail']}  command={item['command']}")
     for crash in report["crashes"]:
         print(f"CRASH t={crash['t']}s {crash['node']} exit {crash['exit_code']}:\n{crash['log_tail']}")
+    for failure in report["restart_failures"] + report["goal_loop_errors"]:
+        print(f"soak problem: {failure}")
     print("PASS" if report["ok"] else "FAIL")
 
 
@@ -1022,14 +1065,16 @@ def main(args: argparse.Namespace) -> int:
                 print(f"jepa soak: the stack did not come up: {exc}", file=sys.stderr)
                 return 1
             soak = Soak(stack, soak_node, client, args)
-            t0_ros = soak_node.now()
             goal_thread = threading.Thread(target=soak.goal_loop, args=(targets,), daemon=True)
             goal_thread.start()
             soak.sleep(args.warmup)
             soak.sample_memory()
             print(f"[soak] warm-up done; {args.minutes:g} min of chaos", flush=True)
             started = time.monotonic()
-            soak.run(60.0 * args.minutes)
+            try:
+                soak.run(60.0 * args.minutes)
+            except KeyboardInterrupt:
+                print("[soak] interrupted: ending the running goal, then the report", flush=True)
             soak.finish(goal_thread)
             duration = time.monotonic() - started
             stack.stop_all()
@@ -1041,7 +1086,7 @@ def main(args: argparse.Namespace) -> int:
             soak_node.close()
         rclpy.try_shutdown()
     violations = check_commands(commands, poses, plan_times, gates, limits, args.margin, args.box_tolerance)
-    report = summarise(soak, violations, limits, t0_ros, args, duration, commands, poses)
+    report = summarise(soak, violations, limits, args, duration, commands, poses, gates)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     save_record(args.json.with_suffix(".npz"), commands, poses)

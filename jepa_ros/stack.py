@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from jepa_ros.launch_xml import REPO_ROOT, LaunchFileError, NodeSpec, read_launch_file
+from jepa_ros.launch_xml import SHARE_DIR, LaunchFileError, NodeSpec, read_launch_file
 
-SIM_LAUNCH = REPO_ROOT / "launch" / "sim.launch.xml"
+SIM_LAUNCH = SHARE_DIR / "launch" / "sim.launch.xml"
+#: What a node logs when it cannot start (`jepa_ros.ros_util.run_node`), before its reason.
+CANNOT_START = "cannot start: "
 
 
 def isolate_ros_graph() -> str:
@@ -52,7 +54,7 @@ class Stack:
         self.specs = {spec.name: spec for spec in specs}
         for node, params in (extra_params or {}).items():
             self.specs[node].params.update({k: str(v) for k, v in params.items()})
-        self.log_dir = Path(log_dir or REPO_ROOT / "artifacts" / "logs")
+        self.log_dir = Path(log_dir or Path("artifacts") / "logs")
         self.processes: dict[str, subprocess.Popen] = {}
 
     def command(self, spec: NodeSpec) -> list[str]:
@@ -99,6 +101,15 @@ class Stack:
         """The last lines a node printed."""
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def exit_reason(self, name: str) -> str:
+        """Why a node exited, in one line: its "cannot start" reason when it logged one, else its last line."""
+        process = self.processes.get(name)
+        code = "" if process is None or process.poll() is None else f" with code {process.returncode}"
+        lines = self.log_tail(name, 200).splitlines()
+        reasons = [line.split(CANNOT_START, 1)[1] for line in lines if CANNOT_START in line]
+        reason = reasons[-1] if reasons else (lines[-1] if lines else "no output")
+        return f"{name} exited{code}: {reason.strip()}"
 
     def __enter__(self) -> "Stack":
         self.start()

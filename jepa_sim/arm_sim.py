@@ -1,7 +1,9 @@
 """ROS-free MuJoCo wrapper around the built-in 3-joint arm (``arm.xml``).
 
 State is the end-effector (EE) position [x, y, z] in metres in the base frame ("base_link"); an action is an EE
-displacement executed as a Cartesian velocity servo for one control period. The servo keeps a joint-space
+displacement executed as a Cartesian velocity servo for one control period. Two tasks share the arm: ``reach``
+(``arm.xml``, oblique "scene" camera) and ``push`` (``arm_push.xml``: the same arm plus a puck on a free joint that
+the EE sphere can push, and a "table" camera looking straight down on the table). The servo keeps a joint-space
 reference that it moves with damped-least-squares (DLS) inverse kinematics on the reference's own kinematics;
 the simulated joints track that reference with PD position/velocity servos (see ``arm.xml``).
 
@@ -32,8 +34,13 @@ import mujoco  # noqa: E402  (MUJOCO_GL must be set before the import)
 import numpy as np  # noqa: E402
 
 MODEL_PATH = Path(__file__).with_name("arm.xml")
+PUSH_MODEL_PATH = Path(__file__).with_name("arm_push.xml")
 JOINT_NAMES: tuple[str, ...] = ("base_yaw", "shoulder_pitch", "elbow_pitch")
 CAMERA_NAME = "scene"
+PUSH_CAMERA_NAME = "table"
+OBJECT_NAME = "puck"
+TASKS = ("reach", "push")
+Task = Literal["reach", "push"]
 BASE_FRAME = "base_link"
 CAMERA_FRAME = "sim_camera_optical_frame"
 # Home pose: EE at roughly the centre of the workspace, elbow up.
@@ -43,6 +50,10 @@ EE_MIN_HEIGHT = 0.035  # m above the table: the servo never drives the EE sphere
 _DLS_DAMPING = 0.01  # m, damping of the damped-least-squares solve
 _MAX_TRACKING_LAG = 0.02  # m, how far the Cartesian set-point may run ahead of the reference (anti wind-up)
 _IK_TOLERANCE = 1e-4  # m
+EE_RADIUS = 0.03  # m, the EE sphere
+PUCK_RADIUS = 0.03  # m
+PUCK_HALF_HEIGHT = 0.025  # m
+PUSH_HEIGHT = 0.04  # m, EE height while pushing: the sphere's equator is below the puck's top (0.05 m)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,10 @@ class Workspace:
 # 0.30 x 0.40 x 0.25 m in front of the arm, above the table, well inside the reach (0.58 m from the shoulder)
 # and fully in the camera's view (checked by the tests).
 WORKSPACE = Workspace(low=(0.15, -0.20, 0.05), high=(0.45, 0.20, 0.30))
+# Push task: EE positions near the table around the puck area (the "table" camera sees all of it) ...
+PUSH_WORKSPACE = Workspace(low=(0.12, -0.22, EE_MIN_HEIGHT), high=(0.50, 0.22, 0.10))
+# ... and the area where puck centres start and targets lie (z is the puck centre's height on the table).
+OBJECT_AREA = Workspace(low=(0.20, -0.14, PUCK_HALF_HEIGHT), high=(0.42, 0.14, PUCK_HALF_HEIGHT))
 
 Mode = Literal["hold", "twist", "joint"]
 
@@ -112,14 +127,19 @@ class ArmSim:
         image_size: side of the square camera image in pixels.
         seed: seed of the default random generator (``sample_target`` without ``rng``).
         control_period: duration of one control step (``move_ee_by``) in seconds.
+        task: "reach" (the arm alone) or "push" (the arm, a puck and the table camera).
     """
 
-    def __init__(self, image_size: int = 64, seed: int = 0, control_period: float = 0.1) -> None:
+    def __init__(self, image_size: int = 64, seed: int = 0, control_period: float = 0.1,
+                 task: Task = "reach") -> None:
         if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
             raise TypeError(f"image_size must be an int, got {image_size!r}")
         if not 8 <= int(image_size) <= 2048:
             raise ValueError(f"image_size must be in [8, 2048], got {image_size}")
-        self.model = mujoco.MjModel.from_xml_path(str(MODEL_PATH))
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+        self.task: Task = task
+        self.model = mujoco.MjModel.from_xml_path(str(PUSH_MODEL_PATH if task == "push" else MODEL_PATH))
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)  # kinematics of the reference, IK and off-line rendering
         self.image_size = int(image_size)
@@ -130,7 +150,7 @@ class ArmSim:
         if not math.isfinite(control_period) or control_period < dt:
             raise ValueError(f"control_period must be >= the physics timestep {dt} s, got {control_period}")
         self.control_period = control_period
-        self.workspace = WORKSPACE
+        self.workspace = PUSH_WORKSPACE if task == "push" else WORKSPACE
 
         self._joint_ids = [self.model.joint(name).id for name in JOINT_NAMES]
         self._qpos_adr = np.array([self.model.jnt_qposadr[j] for j in self._joint_ids])
@@ -139,7 +159,13 @@ class ArmSim:
         self._vel_act = np.array([self.model.actuator(f"{n}_vel").id for n in JOINT_NAMES])
         self._site_id = self.model.site("ee").id
         self._base_id = self.model.body(BASE_FRAME).id
-        self._cam_id = self.model.camera(CAMERA_NAME).id
+        self._cam_id = self.model.camera(PUSH_CAMERA_NAME if task == "push" else CAMERA_NAME).id
+        self._object_adr: int | None = None  # qpos address of the puck's free joint (push task)
+        if task == "push":
+            joint = self.model.joint(OBJECT_NAME)
+            self._object_adr = int(self.model.jnt_qposadr[joint.id])
+            self._object_dof = int(self.model.jnt_dofadr[joint.id])
+            self._object_body = self.model.body(OBJECT_NAME).id
         self.joint_lower = self.model.jnt_range[self._joint_ids, 0].copy()
         self.joint_upper = self.model.jnt_range[self._joint_ids, 1].copy()
         self.home = np.array(HOME_JOINT_POSITIONS, dtype=float)
@@ -201,9 +227,15 @@ class ArmSim:
         mujoco.mju_mat2Quat(quat, rot.ravel())
         return self.ee_position(), quat
 
-    def reset(self, joint_positions: Sequence[float] | None = None) -> None:
-        """Put the arm at rest at ``joint_positions`` (default: home) and hold it there. Time is kept."""
+    def reset(self, joint_positions: Sequence[float] | None = None,
+              object_xy: Sequence[float] | None = None) -> None:
+        """Put the arm at rest at ``joint_positions`` (default: home) and hold it there. Time is kept.
+
+        Push task: the puck rests at ``object_xy`` (x, y in m, base frame) or, when None, at a random spot of
+        ``OBJECT_AREA`` clear of the EE (drawn from the sim's generator).
+        """
         q = self.home if joint_positions is None else self._check_joints(joint_positions, "joint_positions")
+        xy = None if object_xy is None else _as_vector(object_xy, 2, "object_xy")
         now = self.data.time
         mujoco.mj_resetData(self.model, self.data)
         self.data.time = now
@@ -214,6 +246,48 @@ class ArmSim:
         self._motion = None
         self._write_ctrl()
         mujoco.mj_forward(self.model, self.data)
+        if self.task == "push":
+            self.place_object(self._random_object_xy() if xy is None else xy)
+
+    # ----------------------------------------------------------------- object
+    def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Push task: the puck's centre (m) and orientation quaternion (w, x, y, z), both in the base frame."""
+        self._need_object()
+        rot = self._base_rot().T @ self.data.xmat[self._object_body].reshape(3, 3)
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, rot.ravel())
+        return self._to_base(self.data.xpos[self._object_body]), quat
+
+    def object_position(self) -> np.ndarray:
+        """Push task: the puck's centre (m, base frame)."""
+        return self.object_pose()[0]
+
+    def place_object(self, xy: Sequence[float], yaw: float = 0.0) -> None:
+        """Push task: put the puck at rest on the table at ``xy`` (m, base frame) with ``yaw`` (rad)."""
+        self._need_object()
+        xy = _as_vector(xy, 2, "xy")
+        self._set_object_qpos(self.data, xy, float(yaw))
+        self.data.qvel[self._object_dof:self._object_dof + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
+    def _set_object_qpos(self, data: mujoco.MjData, xy: np.ndarray, yaw: float = 0.0) -> None:
+        world = self._to_world(np.array([xy[0], xy[1], PUCK_HALF_HEIGHT]))
+        adr = self._object_adr
+        data.qpos[adr:adr + 3] = world
+        data.qpos[adr + 3:adr + 7] = (math.cos(yaw / 2.0), 0.0, 0.0, math.sin(yaw / 2.0))
+
+    def _random_object_xy(self) -> np.ndarray:
+        ee = self.ee_position()[:2]
+        low, high = np.asarray(OBJECT_AREA.low[:2]), np.asarray(OBJECT_AREA.high[:2])
+        for _ in range(1000):
+            xy = self.rng.uniform(low, high)
+            if np.linalg.norm(xy - ee) > PUCK_RADIUS + EE_RADIUS + 0.01:
+                return xy
+        raise RuntimeError("could not place the puck clear of the end effector in 1000 tries")
+
+    def _need_object(self) -> None:
+        if self._object_adr is None:
+            raise RuntimeError(f"the {self.task!r} task has no object (use task='push')")
 
     # --------------------------------------------------------------- commands
     def start_twist(self, linear: Sequence[float], timeout: float | None = None) -> None:
@@ -321,20 +395,30 @@ class ArmSim:
         """Camera image of the current state, uint8 (H, W, 3) RGB."""
         return self._render(self.data)
 
-    def render_at(self, joint_positions: Sequence[float]) -> np.ndarray:
-        """Camera image of the arm at ``joint_positions``; the simulation state is not touched."""
+    def render_at(self, joint_positions: Sequence[float], object_xy: Sequence[float] | None = None) -> np.ndarray:
+        """Camera image of the arm at ``joint_positions`` (push task: the puck at ``object_xy``, default where it
+        is now); the simulation state is not touched."""
         q = self._check_joints(joint_positions, "joint_positions")
         self._scratch.qpos[self._qpos_adr] = q
+        if self._object_adr is not None:
+            adr = self._object_adr
+            if object_xy is None:
+                self._scratch.qpos[adr:adr + 7] = self.data.qpos[adr:adr + 7]
+            else:
+                self._set_object_qpos(self._scratch, _as_vector(object_xy, 2, "object_xy"))
+        elif object_xy is not None:
+            raise RuntimeError(f"the {self.task!r} task has no object (use task='push')")
         self._scratch.qvel[:] = 0.0
         mujoco.mj_forward(self.model, self._scratch)
         return self._render(self._scratch)
 
-    def render_goal(self, target_xyz: Sequence[float]) -> np.ndarray:
-        """Camera image of the arm with its EE at ``target_xyz`` (base frame); the state is not touched."""
+    def render_goal(self, target_xyz: Sequence[float], object_xy: Sequence[float] | None = None) -> np.ndarray:
+        """Camera image of the arm with its EE at ``target_xyz`` (base frame) (push task: the puck at
+        ``object_xy``, default where it is now); the state is not touched."""
         q = self.ik(target_xyz)
         if q is None:
             raise ValueError(f"target_xyz {np.asarray(target_xyz).tolist()} is not reachable")
-        return self.render_at(q)
+        return self.render_at(q, object_xy)
 
     def camera_info(self) -> dict:
         """Pinhole intrinsics of the camera and its pose.

@@ -3,7 +3,7 @@
 A JEPA can reach a low loss by mapping every input to the same features. Two numbers on the target encoder's
 (layer-normed) features show it: the spread of each token's features across the clips of a batch (0 when the
 encoder ignores its input), and the effective rank of the token features (exp of the entropy of the normalised
-singular values, Roy & Vetterli 2007; 1 when all tokens lie on one line, 0 when they are all equal).
+singular values, Roy & Vetterli 2007; 1 when all tokens lie on one line, 0 when they are all (nearly) equal).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import torch
 LOG = logging.getLogger(__name__)
 #: Tokens used for the effective rank (an SVD of more is slow and tells little more).
 RANK_TOKENS = 4096
+#: Singular values below this fraction of the features' norm are ignored by the effective rank.
+RANK_TOLERANCE = 1e-3
 
 
 class CollapseError(RuntimeError):
@@ -36,17 +38,18 @@ def spread_from_moments(moments: torch.Tensor, count: int) -> float:
     return float(var.sqrt().mean())
 
 
-def effective_rank(features: torch.Tensor, max_tokens: int = RANK_TOKENS) -> float:
+def effective_rank(features: torch.Tensor, max_tokens: int = RANK_TOKENS, rel_tol: float = RANK_TOLERANCE) -> float:
     """exp(entropy) of the normalised singular values of the centred token features (..., D) (at most
-    ``max_tokens`` of them, evenly spaced); 0.0 when every token is the same."""
+    ``max_tokens`` of them, evenly spaced). Singular values below ``rel_tol`` times the norm of the uncentred
+    features do not count (variations that small are rounding noise, whatever their shape); 0.0 when none is
+    left, i.e. every token is (nearly) the same."""
     x = features.detach().float().reshape(-1, features.shape[-1])
     x = x[::max(1, math.ceil(len(x) / max_tokens))]
     s = torch.linalg.svdvals(x - x.mean(dim=0))
-    total = s.sum()
-    if not total > 1e-8 * max(1.0, float(x.abs().max())):
+    s = s[s > rel_tol * torch.linalg.norm(x)]
+    if len(s) == 0:
         return 0.0
-    p = s / total
-    p = p[p > 0]
+    p = s / s.sum()
     return float(torch.exp(-(p * p.log()).sum()))
 
 

@@ -189,14 +189,15 @@ class FrameEncoder:
     def __init__(self, settings: PerceptionSettings):
         import torch
 
+        from .bundle import encoder_for
         from .devices import resolve_device
-        from .encoder import load_encoder
 
         self._torch = torch
         self.device = resolve_device(settings.device)  # before the slow load: a bad device fails at once
         if settings.torch_threads > 0:
             torch.set_num_threads(settings.torch_threads)
-        self._encoder = load_encoder(settings.model).to(self.device)
+        # a predictor checkpoint given as the model gives the encoder saved with it (or the one it references)
+        self._encoder = encoder_for(settings.model, settings.model).load().to(self.device)
         self.model_id: str = self._encoder.model_id
         self.size: int = settings.image_size or self._encoder.config.crop_size
         self.crop: str = settings.crop

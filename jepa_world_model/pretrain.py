@@ -49,11 +49,11 @@ from .encoder import Encoder, load_encoder
 from .errors import WorldModelError
 from .features import layer_norm_features
 from .mask_predictor import MaskPredictor, encode_visible, gather_tokens
-from .masks import MaskBatch, MultiBlockMask, vjepa_masks
+from .masks import MaskBatch, MaskError, MultiBlockMask, vjepa_masks
 from .settings import SettingsError, setting
 from .settings_cli import add_settings_options, settings_values
-from .train import (CHECKPOINTS, METRICS_FILE, STATE_FILE, Dist, batch_indices, latest_checkpoint, make_optimizer,
-                    parse_overrides, setup_distributed)
+from .train import (CHECKPOINTS, METRICS_FILE, STATE_FILE, Dist, TrainingError, batch_indices, latest_checkpoint,
+                    make_optimizer, parse_overrides, setup_distributed)
 
 LOG = logging.getLogger(__name__)
 CURVE_FILE = "loss_curve.png"
@@ -378,7 +378,6 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> PretrainResult:
     if cfg.batch_size % ranks.world:
         raise PretrainError(f"batch_size {cfg.batch_size} is not divisible by the {ranks.world} ranks")
     out = Path(cfg.out)
-    torch.manual_seed(cfg.seed)
 
     online = build_encoder(cfg).to(device).train()
     data, skipped = load_clip_data(cfg, online.config.tubelet_size)
@@ -499,7 +498,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         result = pretrain(config_from_args(args), resume=args.resume)
-    except (PretrainError, CollapseError, WorldModelError, FileNotFoundError, ValueError) as exc:
+    except (PretrainError, TrainingError, MaskError, CollapseError, WorldModelError, FileNotFoundError) as exc:
         LOG.error("%s", exc)
         return 2
     finally:

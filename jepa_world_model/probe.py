@@ -222,7 +222,7 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
     """The `--probe` options of `jepa eval-offline`."""
     parser.add_argument("--probe", nargs="+", default=None, metavar="TRAIN",
                         help="run the linear probe instead: fit on these recordings, report on DATA; the encoder "
-                             "is --encoder, else the --checkpoint's")
+                             "is --encoder, else the --checkpoint's (default: off)")
     parser.add_argument("--probe-pool", default="mean", choices=POOLS,
                         help="probe features: patch features mean-pooled or flattened (default: %(default)s)")
     parser.add_argument("--probe-pixels", type=int, default=16,

@@ -12,8 +12,8 @@ Crash safety: messages go into a chunk that is compressed, written and flushed t
 reaches ``chunk_size`` bytes or ``flush_period`` seconds; a crash (even SIGKILL) loses at most the chunk in
 progress. A file without its footer is readable up to its last complete chunk (see ``dataset.py``).
 
-``record_sim_episodes`` records random-play episodes of the built-in MuJoCo arm straight to such files, without
-DDS.
+``record_sim_episodes`` records episodes of the built-in MuJoCo arm straight to such files, without DDS: random
+play (task "reach") or noisy scripted pushes of a puck (task "push", with the puck's pose on /object_pose).
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ COMPRESSIONS = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "none"
 # Default topics (docs/ARCHITECTURE.md) and their message types.
 CAMERA_TOPIC = "/camera/image_raw"
 EE_POSE_TOPIC = "/ee_pose"
+OBJECT_POSE_TOPIC = "/object_pose"
 JOINT_STATES_TOPIC = "/joint_states"
 TWIST_TOPIC = "/servo_node/delta_twist_cmds"
 PLAN_TOPIC = "/jepa/plan"
@@ -321,16 +322,29 @@ def make_message(type_name: str, stamp_ns: int, frame_id: str = "", **fields: An
 
 
 # ---------------------------------------------------------------------------------------- sim recordings
+SIM_TASKS = ("reach", "push")
+
+
 @dataclass(frozen=True)
 class SimRecordingConfig:
-    """Random play of the built-in arm: each step moves the EE by a random displacement of up to ``max_step`` m
-    per axis (steered back when the next position would leave the workspace)."""
+    """Play of the built-in arm. Task "reach": each step moves the EE by a random displacement of up to
+    ``max_step`` m per axis (steered back when the next position would leave the workspace). Task "push": a puck
+    on the table and the table camera; each episode is a random push task (``jepa_sim.push``) played by the
+    noisy scripted pusher (steps of up to ``max_step`` m, x-y noise ``push_noise`` m, a random step with
+    probability ``random_prob``)."""
 
     image_size: int = 64
     max_step: float = 0.04
     control_period: float = 0.1
     start_time_ns: int = 1_700_000_000 * 1_000_000_000
     chunk_size: int = 1 << 20
+    task: str = "reach"
+    push_noise: float = 0.003
+    random_prob: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.task not in SIM_TASKS:
+            raise RecordingError(f"task must be one of {list(SIM_TASKS)}, got {self.task!r}")
 
 
 def _random_delta(rng: np.random.Generator, position: np.ndarray, low: np.ndarray, high: np.ndarray,
@@ -344,13 +358,14 @@ def _random_delta(rng: np.random.Generator, position: np.ndarray, low: np.ndarra
 
 def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: int = 0,
                         config: SimRecordingConfig = SimRecordingConfig()) -> list[Path]:
-    """Record ``episodes`` random-play episodes of ``steps`` actions each from the built-in MuJoCo arm.
+    """Record ``episodes`` episodes of ``steps`` actions each from the built-in MuJoCo arm (``config.task``).
 
     Each episode file ``episode_NNNN.mcap`` holds /camera/image_raw (rgb8), /ee_pose, /joint_states at every
-    frame and the commanded /servo_node/delta_twist_cmds (EE velocity = displacement / control period).
-    Returns the file paths. Deterministic for a given seed.
+    frame (task "push": also /object_pose, the puck's pose) and the commanded /servo_node/delta_twist_cmds (EE
+    velocity = displacement / control period). Returns the file paths. Deterministic for a given seed.
     """
     from jepa_sim.arm_sim import ArmSim  # the sim is only needed here (MuJoCo import is slow)
+    from jepa_sim.push import ScriptedPusher, sample_push_task, start_episode
 
     if episodes <= 0 or steps <= 0:
         raise RecordingError(f"episodes and steps must be positive, got episodes={episodes} steps={steps}")
@@ -358,11 +373,18 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
     rng = np.random.default_rng(seed)
     period_ns = int(round(config.control_period * 1e9))
     paths = []
-    with ArmSim(image_size=config.image_size, seed=seed, control_period=config.control_period) as sim:
+    push = config.task == "push"
+    with ArmSim(image_size=config.image_size, seed=seed, control_period=config.control_period,
+                task=config.task) as sim:
         low, high = np.asarray(sim.workspace.low), np.asarray(sim.workspace.high)
         for episode in range(episodes):
-            start = sim.ik(sim.sample_target(rng))
-            sim.reset(start)
+            pusher = None
+            if push:
+                task = sample_push_task(sim, rng)
+                start_episode(sim, task)
+                pusher = ScriptedPusher(task, rng, config.max_step, config.push_noise, config.random_prob)
+            else:
+                sim.reset(sim.ik(sim.sample_target(rng)))
             path = out_dir / f"episode_{episode:04d}.mcap"
             t0 = config.start_time_ns + episode * 3600 * 1_000_000_000
             with EpisodeWriter(path, chunk_size=config.chunk_size) as writer:
@@ -370,6 +392,8 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
                 writer.add_topic(EE_POSE_TOPIC, POSE_TYPE)
                 writer.add_topic(JOINT_STATES_TOPIC, JOINT_STATE_TYPE)
                 writer.add_topic(TWIST_TOPIC, TWIST_TYPE)
+                if push:
+                    writer.add_topic(OBJECT_POSE_TOPIC, POSE_TYPE)
                 for k in range(steps + 1):
                     stamp = t0 + k * period_ns
                     position, quat_wxyz = sim.ee_pose()
@@ -379,9 +403,17 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
                                                              orientation=np.roll(quat_wxyz, -1)), stamp)
                     writer.write(JOINT_STATES_TOPIC, make_message(JOINT_STATE_TYPE, stamp, names=sim.joint_names,
                                                                   positions=sim.joint_positions()), stamp)
+                    if push:
+                        object_position, object_quat = sim.object_pose()
+                        writer.write(OBJECT_POSE_TOPIC, make_message(POSE_TYPE, stamp, "base_link",
+                                                                     position=object_position,
+                                                                     orientation=np.roll(object_quat, -1)), stamp)
                     if k == steps:
                         break
-                    delta = _random_delta(rng, position, low, high, config.max_step)
+                    if pusher is not None:
+                        delta = pusher.action(position, sim.object_position()[:2])
+                    else:
+                        delta = _random_delta(rng, position, low, high, config.max_step)
                     writer.write(TWIST_TOPIC, make_message(TWIST_TYPE, stamp, "base_link",
                                                            linear=delta / config.control_period), stamp)
                     sim.move_ee_by(delta)

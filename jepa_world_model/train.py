@@ -12,7 +12,9 @@ are averaged (DDP), so W ranks x batch/W follow the loss curve of 1 rank x batch
 
 Outputs in ``--out``: the final checkpoint (model.safetensors + config.json, loadable with ``load_predictor`` /
 ``load_encoder``), ``checkpoints/step_NNNNNNN/`` (periodic, with ``training_state.pt``), ``metrics.jsonl`` and
-``loss_curve.png``.
+``loss_curve.png``. The final checkpoint carries its encoder (the weights for small encoders, always a reference:
+source, overrides, model_id) and the planning tolerance calibrated on the data's frames (`jepa_world_model.bundle`),
+so `jepa eval --predictor DIR` and the planner need nothing else.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .actions import state_differences
+from .bundle import calibrate_tolerance, encoder_record, include_weights
 from .checkpoint import init_weights, save_checkpoint
 from .config import ActionSpace, StateSpace
 from .dataset import Clips, Episode, ReadOptions, load_episodes, make_clips, space_statistics
@@ -100,7 +103,12 @@ class TrainConfig:
                                       "/ee_pose and /joint_states preferred)")
     max_state_gap: float = setting(ReadOptions.max_state_gap, "drop frames without state samples this close on "
                                    "both sides", unit="s")
-    save_encoder: bool = setting(True, "store the encoder in the checkpoint")
+    save_encoder: bool = setting(True, "store the encoder's weights with the predictor (encoders of at most 50 M "
+                                 "parameters; larger ones are always stored as a reference: source, overrides "
+                                 "and model_id)")
+    reach_radius: float = setting(0.01, "planning-tolerance calibration: distance from the goal that counts as "
+                                  "reached, on the position state dims (x, y, z; else every state dim)",
+                                  unit="state units (m)", low=0.0, high=1e6)
     progress: bool = setting(True, "progress bar")
     device: str = setting("auto", "torch device: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, "
                           "cuda, cuda:1, ...")
@@ -409,14 +417,32 @@ def restore(checkpoint: Path, cfg: TrainConfig, predictor: ACPredictor, optimize
     return int(state["step"])
 
 
+def planning_tolerance_metadata(cfg: TrainConfig, data: TrainingData) -> dict:
+    """The calibrated planning tolerance of the training data's features (see `bundle.calibrate_tolerance`), or
+    {} with a warning when the data has too few frame pairs near `reach_radius`."""
+    calibrated = calibrate_tolerance(data.features, data.states, data.state_names, cfg.reach_radius, seed=cfg.seed)
+    if calibrated is None:
+        LOG.warning("no planning tolerance calibrated: too few frame pairs %g-%g apart in the data; the planner "
+                    "will need default_tolerance", cfg.reach_radius, 2 * cfg.reach_radius)
+        return {}
+    LOG.info("planning tolerance %.4g (%s)", calibrated["planning_tolerance"],
+             calibrated["planning_tolerance_calibration"]["method"])
+    return calibrated
+
+
 def finish(out: Path, cfg: TrainConfig, encoder: nn.Module, predictor: ACPredictor,
-           optimizer: torch.optim.Optimizer, metadata: dict, total: int, final_loss: float) -> None:
-    """Write the final checkpoint (encoder + predictor), its training state and the loss-curve plot."""
-    save_checkpoint(out, encoder=encoder if cfg.save_encoder else None, predictor=predictor.eval(),
-                    metadata={**metadata, "step": total, "final_loss": final_loss})
+           optimizer: torch.optim.Optimizer, metadata: dict, total: int, final_loss: float,
+           data: TrainingData) -> None:
+    """Write the final checkpoint (predictor, the encoder's weights when small enough and saved, the calibrated
+    planning tolerance), its training state and the loss-curve plot."""
+    with_encoder = cfg.save_encoder and include_weights(encoder)
+    save_checkpoint(out, encoder=encoder if with_encoder else None, predictor=predictor.eval(),
+                    metadata={**metadata, **planning_tolerance_metadata(cfg, data), "step": total,
+                              "final_loss": final_loss})
     save_training_checkpoint(out, total, total, predictor, optimizer, cfg, metadata)
     plot_loss_curve(_read_metrics(out / METRICS_FILE, total), out / CURVE_FILE)
-    LOG.info("trained %d steps; final loss %.5f; checkpoint in %s", total, final_loss, out)
+    LOG.info("trained %d steps; final loss %.5f; checkpoint in %s (encoder %s)", total, final_loss, out,
+             "weights included" if with_encoder else f"by reference: {metadata['encoder']['source']}")
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
@@ -432,7 +458,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
 
-    encoder = load_encoder(cfg.encoder, **{"output_layer_norm": True, **cfg.encoder_overrides}).to(device)
+    encoder_overrides = {"output_layer_norm": True, **cfg.encoder_overrides}
+    encoder = load_encoder(cfg.encoder, **encoder_overrides).to(device)
     encoder.requires_grad_(False)
     data, skipped = prepare_data(cfg, encoder, ranks)
     total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * len(data) / cfg.batch_size))
@@ -454,6 +481,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
     metadata = {"training": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
                 "encoder_source": cfg.encoder, "encoder_id": encoder.model_id, "feature_layer_norm": True,
+                "encoder": encoder_record(encoder, cfg.encoder, encoder_overrides),
                 "state_names": list(data.state_names), "clips": len(data), "total_steps": total}
 
     rows = _read_metrics(out / METRICS_FILE, start) if ranks.main else []
@@ -501,7 +529,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         if metrics is not None:
             metrics.close()
     if ranks.main:
-        finish(out, cfg, encoder, predictor, optimizer, metadata, total, losses[-1] if losses else float("nan"))
+        finish(out, cfg, encoder, predictor, optimizer, metadata, total, losses[-1] if losses else float("nan"),
+               data)
     ranks.barrier()
     return TrainResult(out=out, steps=total, final_loss=losses[-1] if losses else float("nan"), losses=losses,
                        episodes=len(data.states), skipped=skipped, clips=len(data))

@@ -26,7 +26,8 @@ def console_scripts() -> set[str]:
 
 
 def test_there_is_a_launch_file_per_target():
-    assert {p.name for p in LAUNCH_FILES} == {"sim.launch.xml", "arm_servo.launch.xml", "gazebo.launch.xml"}
+    assert {p.name for p in LAUNCH_FILES} == {"sim.launch.xml", "sim_push.launch.xml", "arm_servo.launch.xml",
+                                              "gazebo.launch.xml"}
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -81,3 +82,13 @@ def test_every_launch_parameter_is_declared_by_its_node(path):
         settings = importlib.import_module(f"jepa_ros.nodes.{node.executable}").SETTINGS
         declared = {f.name for f in settings_fields(settings)} | {"use_sim_time"}
         assert set(node.params) <= declared, (path.name, node.name, sorted(set(node.params) - declared))
+
+
+def test_the_arm_launch_file_starts_in_a_dry_run_unless_told_otherwise():
+    def controller(arguments: dict[str, str]):
+        nodes = read_launch_file(ROOT / "launch" / "arm_servo.launch.xml", {**REQUIRED_ARGS, **arguments})
+        return next(n for n in nodes if n.name == "controller_node")
+
+    assert controller({}).params["dry_run"] == "true"
+    assert controller({"dry_run": "false"}).params["dry_run"] == "false"
+    assert controller({"servo_startup": "humble"}).params["servo_startup"] == "humble"

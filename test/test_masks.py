@@ -36,7 +36,7 @@ def test_boxes_span_the_clip_in_time_and_have_the_configured_area():
         covered = _boxes_cover(target, GRID)
         assert np.array_equal(covered[0], covered[1])
         rows, cols = np.nonzero(covered[0])
-        assert rows.ptp() == 3 and cols.ptp() == 3  # one contiguous 4x4 box
+        assert np.ptp(rows) == 3 and np.ptp(cols) == 3  # one contiguous 4x4 box
     half = MultiBlockMask((4, 8, 8), BlockSpec(1, (0.25, 0.25), (0.5, 0.5), (1.0, 1.0)))
     covered = _boxes_cover(half.sample(np.random.default_rng(0), 1).target[0], (4, 8, 8))
     assert covered.any(axis=(1, 2)).sum() == 2

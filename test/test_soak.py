@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from jepa_ros.soak import (Command, Gate, Limits, Pose, check_commands, memory_report, png_bomb, stop_intervals,
-                           Incarnation)
+from jepa_ros.soak import (Command, Gate, Incarnation, Limits, Pose, check_commands, memory_report, png_bomb,
+                           stop_intervals)
 
 LIMITS = Limits(dt=0.05, plan_timeout=1.5, state_timeout=1.0, max_axis_speed=0.5, max_linear_speed=0.5,
                 max_angular_speed=1.0, max_linear_accel=5.0, max_angular_accel=8.0,
@@ -110,6 +110,11 @@ def test_stop_intervals_start_disarmed_and_follow_the_gates():
     gates = [Gate(1.0, True, "armed", settled=1.01), Gate(2.0, False, "e-stop"), Gate(3.0, True, "armed")]
     assert stop_intervals(gates, margin=0.1, dt=0.05) == [
         (-np.inf, 1.0, "not armed yet"), (2.1, 3.0, "e-stop")]
+    # a stop answered by an arm within the margin, and a reported disarm just before an arm, stop nothing later
+    quick = [Gate(1.0, True, "armed"), Gate(2.0, False, "disarm"), Gate(2.05, True, "armed", settled=2.06),
+             Gate(2.9, False, "controller reports: disarmed", from_diagnostics=True), Gate(3.0, True, "armed")]
+    assert stop_intervals(quick, margin=0.1, dt=0.05) == [
+        (-np.inf, 1.0, "not armed yet"), (2.9, 3.0, "controller reports: disarmed")]
 
 
 def test_memory_growth_is_measured_after_the_warmup_of_each_process():
@@ -137,21 +142,24 @@ def test_the_limits_are_the_deployed_controller_settings():
     import yaml
 
     from jepa_ros.launch_xml import REPO_ROOT
+    from jepa_ros.nodes import controller_node
     from jepa_ros.soak import controller_limits
-    limits = controller_limits()
+    from jepa_world_model.settings import settings_fields
     deployed = yaml.safe_load((REPO_ROOT / "config" / "controller.yaml").read_text())
-    values = deployed["controller_node"]["ros__parameters"] or {}
-    if "workspace_min" in values:
-        assert limits.box_low == tuple(values["workspace_min"])
-    if "rate" in values:
-        assert limits.dt == pytest.approx(1.0 / values["rate"])
-    assert limits.max_linear_speed > 0 and limits.state_timeout > 0
+    settings = getattr(controller_node, "SETTINGS", None)
+    expected = {f.name: f.default for f in settings_fields(settings)} if settings else {}
+    expected.update(deployed["controller_node"]["ros__parameters"] or {})
+    limits = controller_limits()
+    assert limits.box_low == tuple(expected["workspace_min"]) and limits.box_high == tuple(expected["workspace_max"])
+    assert limits.dt == pytest.approx(1.0 / expected["rate"])
+    assert (limits.state_timeout, limits.plan_timeout) == (expected["state_timeout"], expected["plan_timeout"])
+    assert limits.max_linear_accel == expected["max_linear_accel"]
 
 
 @pytest.mark.timeout(900)
 def test_a_one_minute_soak_reports_and_nothing_crashes(tmp_path):
-    from test.test_nodes_support import NodeProcess
     from jepa_ros.stack import wait_until
+    from test.test_nodes_support import NodeProcess
 
     report_path = tmp_path / "soak.json"
     process = NodeProcess.module("jepa_ros.cli", [

@@ -8,7 +8,7 @@ One adapter per controller, chosen by the ``output`` setting (the action mapping
 - :class:`PositionCommandsAdapter`: std_msgs/Float64MultiArray of joint position set-points
   (forward_command_controller).
 Joint adapters send a command only when it carries positions (the controller sends one hold when motion stops,
-then nothing while stopped).
+then nothing while stopped). In a dry run (``dry_run``) the adapter publishes on ``~/preview`` instead.
 """
 from __future__ import annotations
 
@@ -74,11 +74,23 @@ class PositionCommandsAdapter:
             self._publisher.publish(Float64MultiArray(data=[float(p) for p in command.positions]))
 
 
-def make_adapter(node, settings: ControllerSettings, qos):
-    """The adapter of ``settings.output``: twist -> /servo_node/delta_twist_cmds, joint_trajectory ->
-    ~/joint_trajectory, position_commands -> ~/commands."""
+PREVIEW_TOPIC = "~/preview"
+
+
+def actuator_topic(settings: ControllerSettings) -> str:
+    """Where commands go: twist -> <servo_node>/delta_twist_cmds (/servo_node/delta_twist_cmds by default),
+    joint_trajectory -> ~/joint_trajectory, position_commands -> ~/commands."""
     if settings.output == "twist":
-        return TwistAdapter(node, "/servo_node/delta_twist_cmds", settings.frame_id, qos)
+        return f"{settings.servo_node}/delta_twist_cmds"
+    return "~/joint_trajectory" if settings.output == "joint_trajectory" else "~/commands"
+
+
+def make_adapter(node, settings: ControllerSettings, qos):
+    """The adapter of ``settings.output`` on its :func:`actuator_topic`, or with ``dry_run`` on ``~/preview``
+    (same message type; the actuator topic then has no publisher at all)."""
+    topic = PREVIEW_TOPIC if settings.dry_run else actuator_topic(settings)
+    if settings.output == "twist":
+        return TwistAdapter(node, topic, settings.frame_id, qos)
     if settings.output == "joint_trajectory":
-        return JointTrajectoryAdapter(node, "~/joint_trajectory", settings.joint_names, settings.period, qos)
-    return PositionCommandsAdapter(node, "~/commands", qos)
+        return JointTrajectoryAdapter(node, topic, settings.joint_names, settings.period, qos)
+    return PositionCommandsAdapter(node, topic, qos)

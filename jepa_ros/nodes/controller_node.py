@@ -6,7 +6,10 @@ Inputs: /jepa/plan (jepa_msgs/Plan), the robot state (/ee_pose geometry_msgs/Pos
 /joint_states sensor_msgs/JointState for the joint outputs), /jepa/estop (std_msgs/Bool, transient-local).
 Outputs (parameter ``output``): ``twist`` -> /servo_node/delta_twist_cmds (geometry_msgs/TwistStamped);
 ``joint_trajectory`` -> ~/joint_trajectory; ``position_commands`` -> ~/commands (std_msgs/Float64MultiArray).
-Services: ~/arm and ~/estop (std_srvs/SetBool). Diagnostics on /diagnostics as "jepa_ros: controller_node".
+With ``dry_run`` the same messages go to ~/preview and nothing to the actuator topic. Services: ~/arm and ~/estop
+(std_srvs/SetBool). Diagnostics on /diagnostics as "jepa_ros: controller_node".
+``servo_startup`` (humble | jazzy) makes the node call MoveIt Servo's start-up service
+(:mod:`jepa_planner.servo_startup`) until it succeeds; until then it sends nothing and refuses to arm.
 
 This node only turns messages into calls of :class:`jepa_planner.control.ArmController` (which holds every rule:
 arming, e-stop latch, watchdogs, step execution, limits; see its module docstring) and its commands into messages
@@ -28,6 +31,8 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
 from jepa_planner.control import ArmController, Command, ControllerSettings, PlanInput
+from jepa_planner.servo_startup import ServoStartup, startup_call
+from jepa_world_model.settings import SettingsError
 from jepa_ros.msg_validation import MessageValidationError, plan_actions
 from jepa_ros.nodes.command_adapters import make_adapter
 from jepa_ros.ros_util import (ERROR, OK, WARN, Diagnostics, declare_settings, latched_qos, reliable_qos, run_node,
@@ -46,6 +51,10 @@ class ControllerNode(Node):
         settings = declare_settings(self, ControllerSettings)
         self._controller = ArmController(settings, log=self._log)
         self._adapter = make_adapter(self, settings, reliable_qos(10))
+        self._startup = ServoStartup(startup_call(settings.servo_startup, settings.servo_node),
+                                     settings.servo_retry, settings.dry_run)
+        self._startup_client, self._startup_request = self._startup_service(settings)
+        self._startup_future = None
         if settings.joint_space:
             self.create_subscription(JointState, "/joint_states", self._on_joint_state, reliable_qos(5))
         else:
@@ -56,8 +65,57 @@ class ControllerNode(Node):
         self.create_service(SetBool, "~/estop", self._on_estop_service)
         self._diagnostics = Diagnostics(self, "controller_node")
         self.create_timer(settings.period, self._cycle)
-        self.get_logger().info(f"output={settings.output} mode={settings.mode} rate={settings.rate} Hz; DISARMED "
-                               f"(call ~/arm to start)")
+        target = "~/preview (DRY RUN: nothing to the actuator)" if settings.dry_run else settings.output
+        self.get_logger().info(f"output={target} mode={settings.mode} rate={settings.rate} Hz frame_id="
+                               f"{settings.frame_id} servo_startup={self._startup.state}; DISARMED (call ~/arm)")
+
+    def _startup_service(self, settings: ControllerSettings):
+        """(client, request) of the Servo start-up service, or (None, None) when there is nothing to start."""
+        if self._startup.state != "waiting":
+            return None, None
+        if settings.servo_startup == "humble":
+            from std_srvs.srv import Trigger
+            return self.create_client(Trigger, self._startup.call.service), Trigger.Request()
+        try:
+            from moveit_msgs.srv import ServoCommandType
+        except ImportError as exc:
+            raise SettingsError(f"servo_startup=jazzy needs moveit_msgs (moveit_msgs/srv/ServoCommandType; "
+                                f"{exc}): install ros-$ROS_DISTRO-moveit-msgs, or use servo_startup:=humble "
+                                f"on Humble") from exc
+        request = ServoCommandType.Request(command_type=ServoCommandType.Request.TWIST)
+        return self.create_client(ServoCommandType, self._startup.call.service), request
+
+    def _servo_startup(self, now: float) -> None:
+        """Drive the start-up: give up an unanswered call, call again when due, start again when Servo goes."""
+        startup = self._startup
+        if startup.state == "done":
+            if not self._startup_client.service_is_ready() and startup.lost(now):
+                self._controller.disarm(startup.last_error, now)   # nothing to send it to
+                self._log("error", f"servo start-up: {startup.last_error}; disarmed, starting again", False)
+            return
+        if startup.timed_out(now):
+            self._startup_client.remove_pending_request(self._startup_future)
+            startup.give_up(now)
+        if not startup.due(now):
+            return
+        if not self._startup_client.service_is_ready():
+            startup.unavailable(now)
+            self._log("warning", f"servo start-up: {startup.last_error}; retrying every {startup.retry} s", True)
+            return
+        startup.attempt(now)
+        self._startup_future = self._startup_client.call_async(self._startup_request)
+        self._startup_future.add_done_callback(self._on_startup_answer)
+
+    def _on_startup_answer(self, future) -> None:
+        if future is not self._startup_future or future.cancelled() or self._startup.state != "calling":
+            return  # an answer to a call given up already
+        response = future.result()
+        success = bool(response is not None and response.success)
+        self._startup.result(success, getattr(response, "message", ""), self._now())
+        if success:
+            self._log("info", f"MoveIt Servo started ({self._startup.call.service}); commands go out now", False)
+        else:
+            self._log("warning", f"servo start-up: {self._startup.last_error}", True)
 
     def _log(self, level: str, message: str, throttle: bool) -> None:
         """The controller's log lines; repeatable ones at most every 5 s per kind (the text before ':')."""
@@ -77,15 +135,17 @@ class ControllerNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _send(self, command: Command | None) -> None:
-        """Send a command at once (stops of the e-stop and of disarming do not wait for the next cycle)."""
-        if command is not None:
-            self._adapter.send(self.get_clock().now().to_msg(), command)
+    def _send(self, command: Command | None, stamp=None) -> None:
+        """Send a command at once (stops of the e-stop and of disarming do not wait for the next cycle); nothing
+        goes out before MoveIt Servo's start-up succeeded (it would refuse it)."""
+        if command is not None and self._startup.ready:
+            self._adapter.send(stamp or self.get_clock().now().to_msg(), command)
 
     # ------------------------------------------------------------------------------------------------- inputs
     def _on_pose(self, msg: PoseStamped) -> None:
         p = msg.pose.position
-        self._controller.on_state([p.x, p.y, p.z], stamp_seconds(msg.header.stamp), self._now())
+        self._send(self._controller.on_pose([p.x, p.y, p.z], msg.header.frame_id, stamp_seconds(msg.header.stamp),
+                                            self._now()))
 
     def _on_joint_state(self, msg: JointState) -> None:
         self._controller.on_joint_state(list(msg.name), list(msg.position), stamp_seconds(msg.header.stamp),
@@ -105,7 +165,7 @@ class ControllerNode(Node):
     # ------------------------------------------------------------------------------------ arm, disarm, e-stop
     def _on_arm(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data:
-            response.success, response.message = self._controller.arm(self._now())
+            response.success, response.message = self._controller.arm(self._now(), self._startup.blocker())
         else:
             self._send(self._controller.disarm("disarmed by ~/arm", self._now()))
             response.success, response.message = True, "disarmed"
@@ -124,8 +184,10 @@ class ControllerNode(Node):
     def _cycle(self) -> None:
         now_time = self.get_clock().now()
         now = now_time.nanoseconds * 1e-9
-        self._adapter.send(now_time.to_msg(), self._controller.cycle(now))
-        level, message, values = self._controller.status(now)
+        if self._startup_client is not None:
+            self._servo_startup(now)
+        self._send(self._controller.cycle(now), now_time.to_msg())
+        level, message, values = self._startup.status(*self._controller.status(now))
         self._diagnostics.set(_LEVELS[level], message, **values)
 
 

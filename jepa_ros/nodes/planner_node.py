@@ -86,10 +86,12 @@ class PlannerNode(Node):
         self._report(WARN, "waiting: no goal")
         self.create_timer(1.0 / settings.plan_rate, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
         space = models.action_space
+        encoder = repr(settings.encoder) if settings.encoder else "saved with the predictor"
         self.get_logger().info(
-            f"predictor {settings.predictor!r} ({models.predictor.model_id}), encoder {settings.encoder!r} "
+            f"predictor {settings.predictor!r} ({models.predictor.model_id}), encoder {encoder} "
             f"(model_id {models.model_id}) on {models.device} (device {settings.device!r}); actions "
-            f"{list(space.names)}, horizon {settings.horizon}, mode {settings.mode}")
+            f"{list(space.names)}, horizon {settings.horizon}, mode {settings.mode}, goal tolerance "
+            f"{self._mpc.tolerance:g}")
 
     # ---------------------------------------------------------------------------------------------- helpers
     def _now_ns(self) -> int:
@@ -278,6 +280,13 @@ class PlannerNode(Node):
             response.energy = float(energies[-1])
         response.success, response.message = True, f"{len(predictions)} steps predicted"
         return response
+
+    def destroy_node(self) -> None:
+        """Destroy the action server too (Node.destroy_node leaves it to interpreter exit, which can hang)."""
+        server = getattr(self, "_action_server", None)  # absent when the constructor failed before making it
+        if server is not None:
+            server.destroy()
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -7,8 +7,13 @@ after existing files). ``~/next_episode`` (std_srvs/Trigger) closes the current 
 Chunks are flushed as they fill (``chunk_size`` bytes) or every ``flush_period`` seconds, so a crash or SIGKILL
 loses at most the chunk in progress; SIGINT/SIGTERM close the file properly.
 
-``jepa record --sim`` records random-play episodes of the built-in simulation directly (no DDS), see
-:func:`jepa_world_model.recording.record_sim_episodes`.
+An arm reset also starts the next episode: a state sample (the first recorded PoseStamped or JointState topic)
+further than ``RESET_JUMP`` from the previous one on any dim (m or rad; the sim's ``~/reset`` teleports the arm
+home) closes the episode and the sample opens the next. A configured topic that has no publisher
+``SILENT_AFTER`` seconds after the start is reported with a warning, and so is an episode closed empty.
+
+``jepa record --sim`` records random-play episodes of the built-in simulation directly (no ROS graph, no robot),
+see :func:`jepa_world_model.recording.record_sim_episodes`.
 """
 from __future__ import annotations
 
@@ -19,9 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from std_srvs.srv import Trigger
 
 from jepa_ros.ros_util import OK, WARN, Diagnostics, declare_settings, reliable_qos, run_node, sensor_qos
@@ -34,6 +41,15 @@ from jepa_world_model.settings_cli import add_settings_options, settings_values
 NODE_NAME = "recorder"
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 SETTINGS = RecorderSettings
+#: Seconds after the start at which configured topics without a publisher are reported.
+SILENT_AFTER = 5.0
+#: A state change larger than this between two samples (any dim, m or rad) is an arm reset: a new episode.
+RESET_JUMP = 0.05
+#: State messages (type -> their values as a vector) that arm resets are detected on.
+STATE_VALUES = {
+    "geometry_msgs/msg/PoseStamped": lambda m: (m.pose.position.x, m.pose.position.y, m.pose.position.z),
+    "sensor_msgs/msg/JointState": lambda m: tuple(m.position),
+}
 
 
 def message_class(type_name: str):
@@ -56,11 +72,14 @@ class RecorderNode(Node):
         self.episode = next_episode_index(self.output_dir, s.episode_prefix)
         self.types: dict[str, str] = {}  # topic -> type, once subscribed
         self._raw_subscriptions = []
+        self._reset_topic: str | None = None     # the state topic arm resets are detected on
+        self._last_state: np.ndarray | None = None
         self.writer = self._open_writer()
         self.diagnostics = Diagnostics(self, NODE_NAME)
         self.create_service(Trigger, "~/next_episode", self._on_next_episode)
         self.create_timer(0.5, self._discover)
         self.create_timer(min(s.flush_period, 1.0) / 2.0, self._tick)
+        self._silent_check = self.create_timer(SILENT_AFTER, self._warn_silent)
         self._discover()
         self.get_logger().info(f"recording {self.wanted} to {self.writer.path}")
 
@@ -78,16 +97,27 @@ class RecorderNode(Node):
         """Finish the current episode file (summary and footer)."""
         if self.writer is not None and not self.writer.closed:
             self.writer.close()
-            self.get_logger().info(f"closed {self.writer.path} ({self.writer.message_count} messages)")
+            count = self.writer.message_count
+            if count:
+                self.get_logger().info(f"closed {self.writer.path} ({count} messages)")
+            else:
+                self.get_logger().warning(f"closed {self.writer.path} with 0 messages: nothing was published on "
+                                          f"{self.wanted}")
 
-    def _on_next_episode(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    def next_episode(self, why: str) -> str:
+        """Close the current episode and start the next; returns what was done."""
         finished = self.writer
         self.close()
         self.episode += 1
+        self._last_state = None
         self.writer = self._open_writer()
+        message = f"closed {finished.path} ({finished.message_count} messages, {why}); recording {self.writer.path}"
+        self.get_logger().info(message)
+        return message
+
+    def _on_next_episode(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.message = self.next_episode("~/next_episode")
         response.success = True
-        response.message = (f"closed {finished.path} ({finished.message_count} messages); "
-                            f"recording {self.writer.path}")
         return response
 
     # -- topics -------------------------------------------------------------------------------------------------
@@ -114,13 +144,38 @@ class RecorderNode(Node):
                 self.get_logger().warning(f"cannot record {topic} ({type_name}): {exc}", once=True)
                 continue
             self.types[topic] = type_name
+            if self._reset_topic is None and type_name in STATE_VALUES:
+                self._reset_topic = topic
             self.writer.add_topic(topic, type_name, "sensor_data" if type_name in IMAGE_TYPES else "reliable")
             self._raw_subscriptions.append(self.create_subscription(
                 cls, topic, lambda data, t=topic: self._on_message(t, data), self._qos(topic, type_name), raw=True))
             self.get_logger().info(f"recording {topic} ({type_name})")
 
     def _on_message(self, topic: str, data: bytes) -> None:
+        if topic == self._reset_topic:
+            self._check_reset(topic, data)
         self.writer.write_cdr(topic, data, self.get_clock().now().nanoseconds)
+
+    def _check_reset(self, topic: str, data: bytes) -> None:
+        """Start a new episode when this state sample jumped from the previous one (an arm reset)."""
+        type_name = self.types[topic]
+        state = np.asarray(STATE_VALUES[type_name](deserialize_message(data, message_class(type_name))), dtype=float)
+        previous, self._last_state = self._last_state, state
+        if previous is None or previous.shape != state.shape or self.writer.message_count == 0:
+            return
+        jump = float(np.max(np.abs(state - previous))) if state.size else 0.0
+        if jump > RESET_JUMP:
+            self.next_episode(f"arm reset: {topic} jumped {jump:.3g}")
+            self._last_state = state
+
+    def _warn_silent(self) -> None:
+        """Once, SILENT_AFTER s after the start: name the configured topics nobody publishes."""
+        self._silent_check.cancel()
+        silent = [t for t in self.wanted if self.count_publishers(t) == 0]
+        for topic in silent:
+            self.get_logger().warning(
+                f"no publisher on {topic} after {SILENT_AFTER:g} s: nothing is recorded from it (check the topic "
+                f"name and ROS_DOMAIN_ID; without a robot, `jepa record --sim` records the built-in simulation)")
 
     def _tick(self) -> None:
         self.writer.flush_if_due()
@@ -144,11 +199,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", dest="output_dir", help="same as --output-dir")
     sim = SimRecordingConfig()
     parser.add_argument("--sim", action="store_true",
-                        help="record random play of the built-in simulation directly (no ROS graph)")
-    parser.add_argument("--episodes", type=int, default=20, help="--sim: number of episodes")
-    parser.add_argument("--steps", type=int, default=30, help="--sim: actions per episode")
-    parser.add_argument("--seed", type=int, default=0, help="--sim: random seed")
-    parser.add_argument("--image-size", type=int, default=sim.image_size, help="--sim: camera image size")
+                        help="no robot, no ROS graph: record random play of the built-in simulation directly (the "
+                             "same topics and files as recording the sim node; off by default)")
+    parser.add_argument("--episodes", type=int, default=20, help="--sim: number of episodes (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=30, help="--sim: actions per episode (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="--sim: random seed (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=sim.image_size,
+                        help="--sim: camera image size in px (default: %(default)s)")
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:

@@ -12,6 +12,15 @@ stops), ``/joint_trajectory_controller/
 joint_trajectory`` (goes to the last point by its time_from_start) and ``~/goal_pose`` (PoseStamped; its position is
 rendered as a goal image). Service ``~/reset`` (std_srvs/Trigger) returns the arm to its initial pose.
 Physics runs on the steady (wall) clock, so it keeps going under ``use_sim_time``.
+
+With ``task:=push`` the scene has a puck and the camera looks down on the table (``jepa_sim/arm_push.xml``). Then
+``/object_pose`` (PoseStamped, the puck's centre in ``base_link``; for evaluation and recording, never a planner
+input) is published with the state, ``~/reset`` also puts the puck at ``initial_object_position`` (empty: a random
+spot from ``seed``), ``~/place_object`` (PoseStamped) puts it at rest at a pose and ``~/place_ee`` (PoseStamped)
+puts the arm at rest with its end effector at a position (evaluation resets; a joint trajectory would be overridden
+by the controller's twist stream), ``~/goal_pose``
+images show the puck where it is, and ``~/goal_object_pose`` (PoseStamped) renders the goal scene "puck at this
+position, end effector touching it from behind on the line from the puck's current position" (``jepa_sim.push``).
 """
 from __future__ import annotations
 
@@ -33,7 +42,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_ros.ros_util import (OK, WARN, Diagnostics, declare_settings, latched_qos, reliable_qos, run_node,
                                sensor_qos)
-from jepa_sim.arm_sim import BASE_FRAME, CAMERA_FRAME, HOME_JOINT_POSITIONS, ArmSim
+from jepa_sim.arm_sim import (BASE_FRAME, CAMERA_FRAME, EE_RADIUS, HOME_JOINT_POSITIONS, PUCK_HALF_HEIGHT,
+                              PUSH_WORKSPACE, TASKS, ArmSim)
+from jepa_sim.push import CONTACT, PushTask, goal_scene
 from jepa_world_model.settings import setting
 
 NODE_NAME = "sim_node"
@@ -59,9 +70,24 @@ class SimSettings:
     seed: int = setting(0, "seed of the simulator's random generator", low=0, high=2**31 - 1, read_only=True)
     initial_joint_positions: tuple = setting(HOME_JOINT_POSITIONS, "initial and ~/reset joint positions: base_yaw, "
                                              "shoulder_pitch, elbow_pitch", unit="rad", read_only=True)
+    task: str = setting("reach", "reach: the arm alone, oblique scene camera; push: a puck on the table, the "
+                        "camera looking down on the table, /object_pose published", choices=TASKS, read_only=True)
+    initial_object_position: tuple = setting((), "push task: the puck's x, y on start and ~/reset; empty = a random "
+                                             "spot (from seed)", unit="m", read_only=True)
+
+    def __post_init__(self) -> None:
+        if len(self.initial_object_position) not in (0, 2):
+            raise ValueError(f"initial_object_position must be empty or x, y, got "
+                             f"{list(self.initial_object_position)}")
 
 
 SETTINGS = SimSettings
+
+
+def _overlaps(ee_xyz: np.ndarray, puck_xy: np.ndarray) -> bool:
+    """Whether the end-effector sphere at ``ee_xyz`` would intersect the puck standing at ``puck_xy``."""
+    low_enough = ee_xyz[2] < 2.0 * PUCK_HALF_HEIGHT + EE_RADIUS
+    return bool(low_enough and np.linalg.norm(np.asarray(ee_xyz[:2]) - puck_xy) < CONTACT)
 
 
 def _stamp_from_seconds(seconds: float) -> TimeMsg:
@@ -76,12 +102,14 @@ class SimNode(Node):
         super().__init__(NODE_NAME)
         self.sim: ArmSim | None = None  # destroy_node may run after a failed start
         self.settings = s = declare_settings(self, SimSettings)
-        self.sim = ArmSim(image_size=s.image_size, seed=s.seed)
+        self.sim = ArmSim(image_size=s.image_size, seed=s.seed, task=s.task)
+        self._push = s.task == "push"
         self._initial_q = np.asarray(s.initial_joint_positions, dtype=float)
+        self._initial_object = tuple(s.initial_object_position) or None
         try:
-            self.sim.reset(self._initial_q)
+            self.sim.reset(self._initial_q, self._initial_object if self._push else None)
         except ValueError as exc:
-            raise ValueError(f"parameter initial_joint_positions: {exc}") from exc
+            raise ValueError(f"parameter initial_joint_positions/initial_object_position: {exc}") from exc
         self.sim.render()  # create the renderer now, not in the first camera callback
 
         self._image_pub = self.create_publisher(Image, "/camera/image_raw", sensor_qos())
@@ -90,6 +118,7 @@ class SimNode(Node):
         self._pose_pub = self.create_publisher(PoseStamped, "/ee_pose", reliable_qos())
         self._goal_pub = self.create_publisher(Image, "~/goal_image", latched_qos())
         self._clock_pub = self.create_publisher(ClockMsg, "/clock", reliable_qos(1)) if s.publish_clock else None
+        self._object_pub = self.create_publisher(PoseStamped, "/object_pose", reliable_qos()) if self._push else None
         self._diagnostics = Diagnostics(self, NODE_NAME)
 
         # Best effort accepts both reliable and best-effort publishers of the command stream.
@@ -98,6 +127,10 @@ class SimNode(Node):
                                  self._on_trajectory, reliable_qos())
         self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal_pose, reliable_qos())
         self.create_service(Trigger, "~/reset", self._on_reset)
+        if self._push:
+            self.create_subscription(PoseStamped, "~/place_object", self._on_place_object, reliable_qos())
+            self.create_subscription(PoseStamped, "~/place_ee", self._on_place_ee, reliable_qos())
+            self.create_subscription(PoseStamped, "~/goal_object_pose", self._on_goal_object_pose, reliable_qos())
 
         self._wall_offset = time.monotonic() - self.sim.time  # sim time = wall time - offset
         self._last_command: float | None = None  # wall time of the last accepted command of any kind
@@ -113,7 +146,7 @@ class SimNode(Node):
         self.create_timer(1.0 / s.state_rate, self._publish_state, clock=steady)
         self.create_timer(1.0, self._report, clock=steady)
         self.get_logger().info(
-            f"simulating {', '.join(self.sim.joint_names)}; camera {self.sim.image_size}px at {s.camera_rate} Hz, "
+            f"simulating {', '.join(self.sim.joint_names)} ({s.task} task); camera {self.sim.image_size}px at {s.camera_rate} Hz, "
             f"state at {s.state_rate} Hz, twists time out after {s.command_timeout} s")
 
     # -------------------------------------------------------------- helpers
@@ -185,6 +218,18 @@ class SimNode(Node):
         o = pose.pose.orientation
         o.w, o.x, o.y, o.z = (float(v) for v in quat)
         self._pose_pub.publish(pose)
+        if self._object_pub is not None:
+            self._object_pub.publish(self._pose_msg(*self.sim.object_pose(), stamp))
+
+    @staticmethod
+    def _pose_msg(position: np.ndarray, quat_wxyz: np.ndarray, stamp: TimeMsg) -> PoseStamped:
+        pose = PoseStamped()
+        pose.header.stamp = stamp
+        pose.header.frame_id = BASE_FRAME
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in position)
+        o = pose.pose.orientation
+        o.w, o.x, o.y, o.z = (float(v) for v in quat_wxyz)
+        return pose
 
     def _report(self) -> None:
         """Set the /diagnostics status from the last second: frame rate, real-time factor, rejected commands."""
@@ -276,10 +321,76 @@ class SimNode(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._advance()
-        self.sim.reset(self._initial_q)
+        self.sim.reset(self._initial_q, self._initial_object if self._push else None)
         response.success = True
         response.message = f"reset to joint positions {self._initial_q.tolist()}"
+        if self._push:
+            response.message += f", puck at {np.round(self.sim.object_position()[:2], 4).tolist()}"
         return response
+
+    # ------------------------------------------------------------------ push task
+    def _table_xy(self, msg: PoseStamped, what: str) -> np.ndarray | None:
+        """The x, y of a PoseStamped in the base frame inside the push workspace, or None (logged)."""
+        p = msg.pose.position
+        xy = np.array([p.x, p.y])
+        problem = ""
+        if msg.header.frame_id not in _BASE_FRAMES:
+            problem = f"frame_id '{msg.header.frame_id}' is not '{BASE_FRAME}'"
+        elif not np.all(np.isfinite(xy)):
+            problem = f"non-finite position {xy.tolist()}"
+        elif not PUSH_WORKSPACE.contains([*xy, PUSH_WORKSPACE.low[2]]):
+            problem = f"position {np.round(xy, 4).tolist()} is outside the push workspace"
+        if problem:
+            self.get_logger().warning(f"{what} ignored: {problem}")
+            return None
+        return xy
+
+    def _on_place_object(self, msg: PoseStamped) -> None:
+        xy = self._table_xy(msg, "place_object")
+        if xy is None:
+            return
+        self._advance()
+        if _overlaps(self.sim.ee_position(), xy):
+            self.get_logger().warning(f"place_object ignored: {np.round(xy, 4).tolist()} overlaps the end effector")
+            return
+        o = msg.pose.orientation
+        yaw = math.atan2(2.0 * (o.w * o.z + o.x * o.y), 1.0 - 2.0 * (o.y * o.y + o.z * o.z))
+        self.sim.place_object(xy, yaw if math.isfinite(yaw) else 0.0)
+        self.get_logger().info(f"puck placed at {np.round(xy, 4).tolist()}")
+
+    def _on_place_ee(self, msg: PoseStamped) -> None:
+        xy = self._table_xy(msg, "place_ee")
+        if xy is None:
+            return
+        xyz = [*xy, msg.pose.position.z]
+        q = self.sim.ik(xyz) if math.isfinite(xyz[2]) else None
+        if q is None:
+            self.get_logger().warning(f"place_ee ignored: {np.round(xyz, 4).tolist()} is not reachable")
+            return
+        self._advance()
+        puck = self.sim.object_position()[:2]
+        if _overlaps(np.asarray(xyz), puck):
+            self.get_logger().warning(f"place_ee ignored: {np.round(xyz, 4).tolist()} overlaps the puck")
+            return
+        self.sim.reset(q, puck)
+        self.get_logger().info(f"arm placed with the end effector at {np.round(xyz, 4).tolist()}")
+
+    def _on_goal_object_pose(self, msg: PoseStamped) -> None:
+        target = self._table_xy(msg, "goal_object_pose")
+        if target is None:
+            return
+        start = self.sim.object_position()[:2]
+        if np.linalg.norm(target - start) < 1e-3:
+            self.get_logger().warning("goal_object_pose ignored: the puck is already there (no push direction)")
+            return
+        task = PushTask(tuple(start), tuple(target), tuple(self.sim.ee_position()))
+        try:
+            image = self.sim.render_goal(*goal_scene(task, "target"))
+        except ValueError as exc:
+            self.get_logger().warning(f"no goal image: {exc}")
+            return
+        self._goal_pub.publish(self._image_msg(image, self._stamp()))
+        self.get_logger().info(f"published goal image for the puck at {np.round(target, 4).tolist()}")
 
     def destroy_node(self) -> None:
         """Close the simulator (renderer), then the node."""

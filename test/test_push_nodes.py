@@ -1,0 +1,66 @@
+"""The push task through the nodes: launch/sim_push.launch.xml (sim with task push, perception, planner with
+config/planner_push.yaml, controller), the shipped push model, every node its own OS process, over DDS."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from geometry_msgs.msg import PoseStamped
+
+from jepa_ros.evaluation import LAUNCH_FILES
+from jepa_ros.push_client import PushClient
+from jepa_ros.reach_client import image_to_array
+from jepa_ros.ros_util import reliable_qos
+from jepa_ros.stack import Stack, wait_until
+from jepa_sim.arm_sim import PUSH_HEIGHT
+from jepa_sim.push import PushTask
+
+# A straight 8 cm push along +x; the end effector starts 4.5 cm behind the "behind" pose.
+TASK = PushTask(object_start=(0.28, 0.0), target=(0.36, 0.0), ee_start=(0.16, 0.0, PUSH_HEIGHT))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    rclpy.init()
+    try:
+        with Stack(LAUNCH_FILES["push"], log_dir=tmp_path_factory.mktemp("push") / "logs") as running:
+            client = PushClient()
+            try:
+                client.wait_until_ready(timeout=120.0, alive=lambda: not running.dead())
+                yield running, client
+            finally:
+                client.close()
+    finally:
+        rclpy.try_shutdown()
+
+
+def test_a_push_episode_moves_the_puck_toward_its_target(stack):
+    running, client = stack
+    result = client.run_push(TASK, budgets=(6, 14), alive=lambda: not running.dead())
+    assert not running.dead(), running.log_tail(running.dead()[0])
+    assert result.steps >= 5, result.reason
+    start = result.object_distances[0]
+    assert start == pytest.approx(TASK.distance, abs=0.003)
+    assert result.final_object_distance < start - 0.02, (result.object_distances, result.outcome, result.reason)
+    assert all(np.isfinite(result.energies)) and all(ms > 0 for ms in result.plan_ms)
+    assert set(result.goal_index) <= {0, 1} and len(client.last_goal_images) == 2
+
+
+def test_goal_scenes_and_puck_placement_over_ros(stack):
+    running, client = stack
+    client.start(TASK)
+    assert client.object_distance(TASK.object_start) < 0.002
+    behind, target = (image_to_array(client.goal_scene_image(TASK, kind)) for kind in ("behind", "target"))
+    assert behind.shape == target.shape == (64, 64, 3) and not np.array_equal(behind, target)
+    bad = client.node.create_publisher(PoseStamped, "/sim_node/place_object", reliable_qos())
+    for xy in ((2.0, 0.0), (float("nan"), 0.0), TASK.ee_start[:2]):  # outside, non-finite, on the end effector
+        msg = PoseStamped()
+        msg.header.frame_id = "base_link"
+        msg.pose.position.x, msg.pose.position.y = xy
+        bad.publish(msg)
+    time.sleep(0.5)
+    assert client.object_distance(TASK.object_start) < 0.002  # every bad placement was ignored
+    assert wait_until(lambda: "place_object ignored" in running.log_tail("sim_node", 200), 5.0)
+    assert not running.dead()
