@@ -323,12 +323,17 @@ def make_message(type_name: str, stamp_ns: int, frame_id: str = "", **fields: An
 
 # ---------------------------------------------------------------------------------------- sim recordings
 SIM_TASKS = ("reach", "push")
+#: Task "reach": per-episode step sizes (m per axis) cycled by `jepa record --sim`: half large moves, then 1.5 cm
+#: and 0.5 cm ones, as scripts/make_default_model.sh recorded for the shipped model.
+REACH_STEP_MIX = (0.04, 0.04, 0.015, 0.005)
 
 
 @dataclass(frozen=True)
 class SimRecordingConfig:
     """Play of the built-in arm. Task "reach": each step moves the EE by a random displacement of up to
-    ``max_step`` m per axis (steered back when the next position would leave the workspace). Task "push": a puck
+    ``max_step`` m per axis (steered back when the next position would leave the workspace); with
+    ``reach_step_mix`` given, episode i uses ``reach_step_mix[i % len]`` instead, so that a model learns the large
+    moves and the fine ones near a goal (:data:`REACH_STEP_MIX`, what the shipped model saw). Task "push": a puck
     on the table and the table camera; each episode is a random push task (``jepa_sim.push``) played by the
     noisy scripted pusher (steps of up to ``max_step`` m, x-y noise ``push_noise`` m, a random step with
     probability ``random_prob``)."""
@@ -341,10 +346,18 @@ class SimRecordingConfig:
     task: str = "reach"
     push_noise: float = 0.003
     random_prob: float = 0.15
+    reach_step_mix: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in SIM_TASKS:
             raise RecordingError(f"task must be one of {list(SIM_TASKS)}, got {self.task!r}")
+        if any(not step > 0 for step in self.reach_step_mix):
+            raise RecordingError(f"reach_step_mix must hold positive step sizes in m, got {self.reach_step_mix!r}")
+
+    def reach_step(self, episode: int) -> float:
+        """Task "reach": the largest per-axis displacement (m) of one step in episode ``episode``."""
+        mix = self.reach_step_mix
+        return mix[episode % len(mix)] if mix else self.max_step
 
 
 def _random_delta(rng: np.random.Generator, position: np.ndarray, low: np.ndarray, high: np.ndarray,
@@ -413,7 +426,7 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
                     if pusher is not None:
                         delta = pusher.action(position, sim.object_position()[:2])
                     else:
-                        delta = _random_delta(rng, position, low, high, config.max_step)
+                        delta = _random_delta(rng, position, low, high, config.reach_step(episode))
                     writer.write(TWIST_TOPIC, make_message(TWIST_TYPE, stamp, "base_link",
                                                            linear=delta / config.control_period), stamp)
                     sim.move_ee_by(delta)

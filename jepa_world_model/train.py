@@ -47,7 +47,7 @@ from .encoder import load_encoder
 from .feature_cache import FeatureCache
 from .features import layer_norm_features
 from .predictor import ACPredictor, load_predictor
-from .settings import SettingsError, setting
+from .settings import SettingsError, setting, settings_fields
 from .settings_cli import add_settings_options, settings_values
 
 LOG = logging.getLogger(__name__)
@@ -61,7 +61,15 @@ class TrainingError(ValueError):
     """Training cannot start or resume with the given data and options."""
 
 
-DEFAULT_EPOCHS = 10.0
+#: Architecture of a predictor trained from scratch (over the ``predictor`` preset "tiny"): the shipped sim
+#: model's width 96, MLP 384, 4 heads, depth 2 (grid and feature width come from the encoder).
+SCRATCH_PREDICTOR = {"width": 96, "mlp_hidden": 384, "num_heads": 4}
+#: Named recipes: field values that replace the TrainConfig defaults ("scratch" is the defaults themselves).
+#: "finetune" continues the shipped sim model (`--init default` on its encoder) with a short, gentle schedule.
+RECIPES: dict[str, dict[str, Any]] = {
+    "scratch": {},
+    "finetune": {"init": "default", "steps": 3000, "lr": 3e-4, "start_lr": 3e-5, "warmup": 0.05},
+}
 
 
 @dataclass
@@ -69,28 +77,39 @@ class TrainConfig:
     """Everything that defines a training run (stored in checkpoints; a resume must match it).
 
     Every documented field is also a `jepa train` option with the same default (``--batch-size`` for batch_size).
+    The defaults are the from-scratch recipe (about 30 min of sim play -> a planner-usable model in about 30 min on
+    2 CPU cores, see README); ``recipe`` names another set of defaults (:data:`RECIPES`): every field left at
+    its default takes the recipe's value, a field given another value keeps it.
     """
 
     data: list[str]
     out: str
-    encoder: str = setting("tiny", "frozen encoder: preset, checkpoint dir, .pt or HF id")
-    predictor: str = setting("tiny", "predictor preset when training from scratch")
+    recipe: str = setting("scratch", "named defaults: scratch (a new predictor on the frozen encoder) or "
+                          "finetune (continue the shipped sim model: init default, 3000 steps, lr 3e-4); options "
+                          "given explicitly override the recipe", choices=tuple(RECIPES))
+    encoder: str = setting("default", "frozen encoder: preset, checkpoint dir, .pt or HF id (default: the shipped "
+                           "frozen random encoder, 16 tokens of 64 features for a 64 px image)")
+    predictor: str = setting("tiny", "predictor preset when training from scratch (with the architecture "
+                             "overrides of --predictor-override, by default width 96, MLP 384, 4 heads)")
     init: str | None = setting(None, "start from this predictor (official .pt or our checkpoint)")
     encoder_overrides: dict = field(default_factory=dict)
-    predictor_overrides: dict = field(default_factory=dict)
-    steps: int | None = setting(None, "optimizer steps (global batches)")
-    epochs: float | None = setting(None, f"passes over the clips ({DEFAULT_EPOCHS:g} when steps are not given)")
-    batch_size: int = setting(16, "global batch, split across ranks")
-    lr: float = setting(4.25e-4, "peak learning rate")
-    start_lr: float = setting(7.5e-5, "learning rate at the start of warm-up")
+    predictor_overrides: dict = field(default_factory=lambda: dict(SCRATCH_PREDICTOR))
+    steps: int | None = setting(14000, "optimizer steps (global batches)")
+    epochs: float | None = setting(None, "passes over the clips (replaces steps when given)")
+    batch_size: int = setting(32, "global batch, split across ranks")
+    lr: float = setting(1e-3, "peak learning rate")
+    start_lr: float = setting(1e-4, "learning rate at the start of warm-up")
     final_lr: float = setting(0.0, "learning rate at the end of the linear decay")
-    warmup: float = setting(0.1, "warm-up fraction of the steps", low=0.0, high=1.0)
+    warmup: float = setting(0.03, "warm-up fraction of the steps", low=0.0, high=1.0)
     decay: float = setting(0.3, "final linear-decay fraction of the steps", low=0.0, high=1.0)
     weight_decay: float = setting(0.04, "AdamW weight decay (none on biases and norms)")
     clip_grad: float = setting(1.0, "gradient-norm clipping threshold")
-    clip_len: int = setting(4, "frames per training clip")
+    clip_len: int = setting(2, "frames per training clip")
     fps: float | None = setting(None, "resample frames to this rate (none: as recorded)", unit="Hz")
-    rollout_steps: int = setting(2, "autoregressive steps in the loss")
+    rollout_steps: int = setting(1, "autoregressive steps in the loss")
+    held_out: float = setting(0.05, "fraction of the episodes kept out of training for the verdict (at least one "
+                              "when there are two or more; 0: no verdict)", low=0.0, high=0.5)
+    verdict_horizon: int = setting(3, "rollout steps of the held-out verdict", low=1, high=64)
     seed: int = setting(0, "seed of the weight init and the data order")
     checkpoint_every: int = setting(100, "steps between checkpoints")
     keep_checkpoints: int = setting(2, "periodic checkpoints kept (older ones are deleted)")
@@ -114,10 +133,16 @@ class TrainConfig:
                           "cuda, cuda:1, ...")
 
     def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise TrainingError(f"unknown recipe {self.recipe!r}; known: {sorted(RECIPES)}")
+        defaults = {f.name: f.default for f in settings_fields(TrainConfig)}
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) == defaults[name]:
+                setattr(self, name, value)
+        if self.epochs is not None:
+            self.steps = None
         if self.steps is None and self.epochs is None:
-            self.epochs = DEFAULT_EPOCHS
-        if self.steps is not None and self.epochs is not None:
-            raise TrainingError("give steps or epochs, not both")
+            raise TrainingError("give steps or epochs")
         if self.steps is not None and self.steps <= 0:
             raise TrainingError(f"steps must be positive, got {self.steps}")
         if self.epochs is not None and not self.epochs > 0:

@@ -3,13 +3,15 @@
 ``python -m jepa_ros.nodes.controller_node --ros-args --params-file config/controller.yaml``
 
 Inputs: /jepa/plan (jepa_msgs/Plan), the robot state (/ee_pose geometry_msgs/PoseStamped for the twist output,
-/joint_states sensor_msgs/JointState for the joint outputs), /jepa/estop (std_msgs/Bool, transient-local).
-Outputs (parameter ``output``): ``twist`` -> /servo_node/delta_twist_cmds (geometry_msgs/TwistStamped);
+/joint_states sensor_msgs/JointState for the joint outputs; a pose not in ``frame_id`` stops the arm), /jepa/estop
+(std_msgs/Bool, transient-local).
+Outputs (parameter ``output``): ``twist`` -> <servo_node>/delta_twist_cmds (geometry_msgs/TwistStamped);
 ``joint_trajectory`` -> ~/joint_trajectory; ``position_commands`` -> ~/commands (std_msgs/Float64MultiArray).
 With ``dry_run`` the same messages go to ~/preview and nothing to the actuator topic. Services: ~/arm and ~/estop
 (std_srvs/SetBool). Diagnostics on /diagnostics as "jepa_ros: controller_node".
 ``servo_startup`` (humble | jazzy) makes the node call MoveIt Servo's start-up service
-(:mod:`jepa_planner.servo_startup`) until it succeeds; until then it sends nothing and refuses to arm.
+(:mod:`jepa_planner.servo_startup`) until it succeeds; until then it sends nothing and refuses to arm (the
+optional moveit_msgs is imported only for jazzy).
 
 This node only turns messages into calls of :class:`jepa_planner.control.ArmController` (which holds every rule:
 arming, e-stop latch, watchdogs, step execution, limits; see its module docstring) and its commands into messages
@@ -32,11 +34,11 @@ from std_srvs.srv import SetBool
 
 from jepa_planner.control import ArmController, Command, ControllerSettings, PlanInput
 from jepa_planner.servo_startup import ServoStartup, startup_call
-from jepa_world_model.settings import SettingsError
 from jepa_ros.msg_validation import MessageValidationError, plan_actions
 from jepa_ros.nodes.command_adapters import make_adapter
 from jepa_ros.ros_util import (ERROR, OK, WARN, Diagnostics, declare_settings, latched_qos, reliable_qos, run_node,
                                stamp_seconds)
+from jepa_world_model.settings import SettingsError
 
 SETTINGS = ControllerSettings
 _LEVELS = {"ok": OK, "warn": WARN, "error": ERROR}

@@ -33,8 +33,8 @@ from std_srvs.srv import Trigger
 
 from jepa_ros.ros_util import OK, WARN, Diagnostics, declare_settings, reliable_qos, run_node, sensor_qos
 from jepa_world_model.recorder_settings import RecorderSettings
-from jepa_world_model.recording import (EpisodeWriter, RecordingError, SimRecordingConfig, message_definition,
-                                        next_episode_index, record_sim_episodes)
+from jepa_world_model.recording import (REACH_STEP_MIX, EpisodeWriter, RecordingError, SimRecordingConfig,
+                                        message_definition, next_episode_index, record_sim_episodes)
 from jepa_world_model.settings import make_settings
 from jepa_world_model.settings_cli import add_settings_options, settings_values
 
@@ -202,10 +202,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no robot, no ROS graph: record random play of the built-in simulation directly (the "
                              "same topics and files as recording the sim node; off by default)")
     parser.add_argument("--episodes", type=int, default=20, help="--sim: number of episodes (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=30, help="--sim: actions per episode (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=20, help="--sim: actions per episode (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="--sim: random seed (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=sim.image_size,
                         help="--sim: camera image size in px (default: %(default)s)")
+    parser.add_argument("--max-step", type=float, nargs="+", default=list(REACH_STEP_MIX), metavar="M",
+                        help="--sim: largest EE displacement per step and axis in m; several values are cycled "
+                             "episode by episode, large moves and fine ones near a goal (default: %(default)s)")
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
@@ -219,7 +222,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         print(f"jepa record: {exc}", file=sys.stderr)
         return 2
     if args.sim:
-        config = SimRecordingConfig(image_size=args.image_size, chunk_size=settings.chunk_size)
+        config = SimRecordingConfig(image_size=args.image_size, chunk_size=settings.chunk_size,
+                                    reach_step_mix=tuple(args.max_step))
         paths = record_sim_episodes(settings.output_dir, args.episodes, args.steps, args.seed, config)
         print(f"recorded {len(paths)} episodes to {settings.output_dir}")
         return 0
