@@ -97,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="ReachGoal energy tolerance that ends an episode as reached (default: %(default)s = "
                              "the planner's default_tolerance, i.e. the predictor's calibrated planning tolerance; "
-                             "tiny, e.g. 1e-6: always use the whole budget)")
+                             "tiny, e.g. 1e-6: always use the whole budget; push: one per goal image, default "
+                             "jepa_planner.offline_push.PUSH_TOLERANCES)")
     parser.add_argument("--logs", type=Path, default=Path("artifacts") / "logs",
                         help="node logs folder (default: %(default)s)")
 
@@ -217,10 +218,11 @@ def run_episodes(targets: np.ndarray, budget: int, *, arguments: dict[str, str],
 
 
 def run_push_episodes(tasks: list, budgets: tuple[int, ...], *, arguments: dict[str, str], log_dir: Path,
-                      tolerance: float = 0.0, before_episode: BeforeEpisode | None = None,
+                      tolerances: tuple[float, ...] | None = None, before_episode: BeforeEpisode | None = None,
                       on_episode: AfterEpisode | None = None, on_step=None) -> list:
     """Bring the push stack up (launch/sim_push.launch.xml with `arguments`), run one push episode per task (one
-    goal image per entry of `budgets`), bring it down; returns the PushResults. `before_episode(index, task,
+    goal image per entry of `budgets`, each its own ReachGoal with its tolerance: `tolerances`, default
+    `PUSH_TOLERANCES`), bring it down; returns the PushResults. `before_episode(index, task,
     client)` runs before the episode's start is set up; `on_step(step, energy, object_distance, plan_ms)`."""
     from jepa_ros.push_client import PushClient
 
@@ -229,7 +231,7 @@ def run_push_episodes(tasks: list, budgets: tuple[int, ...], *, arguments: dict[
         for index, task in enumerate(tasks):
             if before_episode is not None:
                 before_episode(index, task, client)
-            result = client.run_push(task, budgets, tolerance, alive=lambda: not stack.dead(), on_step=on_step)
+            result = client.run_push(task, budgets, tolerances, alive=lambda: not stack.dead(), on_step=on_step)
             results.append(result)
             if on_episode is not None:
                 on_episode(index, result, client)
@@ -282,8 +284,9 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         if push:
+            tolerances = (args.tolerance,) * len(budgets) if args.tolerance > 0 else None
             results = run_push_episodes(episodes, budgets, arguments=stack_arguments(args), log_dir=args.logs,
-                                        tolerance=args.tolerance, on_episode=report)
+                                        tolerances=tolerances, on_episode=report)
         else:
             results = run_episodes(episodes, budgets[0], arguments=stack_arguments(args), log_dir=args.logs,
                                    tolerance=args.tolerance, on_episode=report)

@@ -18,6 +18,7 @@ from sensor_msgs.msg import Image
 from jepa_ros.reach_client import ReachClient
 from jepa_ros.ros_util import reliable_qos
 from jepa_ros.stack import wait_until
+from jepa_planner.offline_push import PUSH_TOLERANCES
 from jepa_sim.push import GOAL_KINDS, PushTask, classify, goal_scene
 
 
@@ -29,7 +30,7 @@ class PushResult:
     task: dict
     success: bool
     outcome: str  # "success" or the failure class (jepa_sim.push.FAILURES)
-    reason: str
+    reason: str  # how the last goal image's ReachGoal ended
     steps: int
     final_object_distance: float
     goal_images: int
@@ -37,6 +38,7 @@ class PushResult:
     energies: list[float] = field(default_factory=list)
     plan_ms: list[float] = field(default_factory=list)
     goal_index: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # how each goal image's ReachGoal ended
     duration_s: float = 0.0
 
     # the names `summarise` and the demo use for reach results
@@ -137,55 +139,63 @@ class PushClient(ReachClient):
             raise TimeoutError("sim_node did not publish a push goal image (is it running with task:=push?)")
         return self.goal_image
 
-    def run_push(self, task: PushTask, budgets: tuple[int, ...], tolerance: float = 0.0,
+    def run_push(self, task: PushTask, budgets: tuple[int, ...], tolerances: tuple[float, ...] | None = None,
                  timeout: float | None = None, alive=lambda: True, on_step=None) -> PushResult:
-        """Play ``task`` from its start (see ``start``) with one goal image per budget ("target" last, "behind"
-        first when there are two). ``on_step(step, energy, object_distance, plan_ms)`` is called every step."""
+        """Play ``task`` from its start (see ``start``): one ReachGoal per goal image, in order ("behind" first
+        when there are two budgets, "target" last), each with its budget and tolerance (default
+        ``PUSH_TOLERANCES``), as the offline push loop does. ``on_step(step, energy, object_distance, plan_ms)``
+        is called every step; ``timeout`` bounds each ReachGoal."""
         kinds = GOAL_KINDS[-len(budgets):]
+        tolerances = tuple(tolerances or (PUSH_TOLERANCES[kind] for kind in kinds))
         self.start(task)
         images = [self.goal_scene_image(task, kind) for kind in kinds]
         self.last_goal_images = images
         self.start_image = self.last_image  # a frame of the start (goal requests took a camera period or more)
         target = np.asarray(task.target)
-        timeout = timeout or 30.0 + 3.0 * sum(budgets)
         path = [self.object_position[:2].copy()]
-        distances, energies, plan_ms, goal_index = [self.object_distance(target)], [], [], []
-
-        def on_feedback(msg) -> None:
-            fb = msg.feedback
-            energies.append(float(fb.energy))
-            plan_ms.append(float(fb.planning_time_ms))
-            goal_index.append(int(fb.goal_index))
-            path.append(self.object_position[:2].copy())
-            distances.append(self.object_distance(target))
-            if on_step is not None:
-                on_step(len(energies), energies[-1], distances[-1], plan_ms[-1])
-
+        distances, energies, plan_ms, goal_index, reasons = [self.object_distance(target)], [], [], [], []
         started = time.monotonic()
-        goal = ReachGoal.Goal(goal_images=images, step_budgets=[int(b) for b in budgets], tolerance=float(tolerance))
-        sent = self._reach.send_goal_async(goal, feedback_callback=on_feedback)
-        reason = ""
-        if not wait_until(sent.done, 10.0) or not sent.result().accepted:
-            reason = "goal rejected by the planner"
-        else:
-            handle = sent.result()
-            result_future = handle.get_result_async()
-            while not result_future.done() and not reason:
-                if not alive():
-                    reason = "a node of the stack died"
-                elif time.monotonic() - started > timeout:
-                    reason = f"no result within {timeout:.0f} s"
-                time.sleep(0.05)
-            if reason:
-                handle.cancel_goal_async()
-            else:
-                reason = result_future.result().result.reason
+        for index, (image, budget, tolerance) in enumerate(zip(images, budgets, tolerances)):
+            def on_feedback(msg, index=index) -> None:
+                fb = msg.feedback
+                energies.append(float(fb.energy))
+                plan_ms.append(float(fb.planning_time_ms))
+                goal_index.append(index)
+                path.append(self.object_position[:2].copy())
+                distances.append(self.object_distance(target))
+                if on_step is not None:
+                    on_step(len(energies), energies[-1], distances[-1], plan_ms[-1])
+
+            reasons.append(self._reach_goal(image, budget, tolerance, timeout or 30.0 + 3.0 * budget, alive,
+                                            on_feedback))
+            if reasons[-1] not in ("reached", "budget exhausted"):
+                break  # a fault (dead node, rejected goal, timeout): no further goal image
         time.sleep(0.3)  # the last commanded motion and the puck settle
         path.append(self.object_position[:2].copy())
         distances.append(self.object_distance(target))
-        outcome = classify(task, np.asarray(path), reason)
-        return PushResult(task=task.to_dict(), success=outcome == "success", outcome=outcome, reason=reason,
-                          steps=len(energies), final_object_distance=distances[-1], goal_images=len(budgets),
-                          object_distances=distances, energies=energies, plan_ms=plan_ms, goal_index=goal_index,
-                          duration_s=time.monotonic() - started)
+        outcome = classify(task, np.asarray(path), reasons[-1])
+        return PushResult(task=task.to_dict(), success=outcome == "success", outcome=outcome, reason=reasons[-1],
+                          reasons=reasons, steps=len(energies), final_object_distance=distances[-1],
+                          goal_images=len(budgets), object_distances=distances, energies=energies, plan_ms=plan_ms,
+                          goal_index=goal_index, duration_s=time.monotonic() - started)
 
+    def _reach_goal(self, image: Image, budget: int, tolerance: float, timeout: float, alive, on_feedback) -> str:
+        """One ReachGoal with one goal image; returns how it ended."""
+        started = time.monotonic()
+        goal = ReachGoal.Goal(goal_images=[image], step_budgets=[int(budget)], tolerance=float(tolerance))
+        sent = self._reach.send_goal_async(goal, feedback_callback=on_feedback)
+        if not wait_until(sent.done, 10.0) or not sent.result().accepted:
+            return "goal rejected by the planner"
+        handle = sent.result()
+        result_future = handle.get_result_async()
+        reason = ""
+        while not result_future.done() and not reason:
+            if not alive():
+                reason = "a node of the stack died"
+            elif time.monotonic() - started > timeout:
+                reason = f"no result within {timeout:.0f} s"
+            time.sleep(0.05)
+        if reason:
+            handle.cancel_goal_async()
+            return reason
+        return result_future.result().result.reason

@@ -15,6 +15,11 @@ Outputs in ``--out``: the final checkpoint (model.safetensors + config.json, loa
 ``loss_curve.png``. The final checkpoint carries its encoder (the weights for small encoders, always a reference:
 source, overrides, model_id) and the planning tolerance calibrated on the data's frames (`jepa_world_model.bundle`),
 so `jepa eval --predictor DIR` and the planner need nothing else.
+
+Defaults: the from-scratch recipe (frozen random encoder "default", a width-96 predictor, 14000 steps of 32
+two-frame clips), or ``--recipe finetune`` (continue the shipped sim model). ``held_out`` of the episodes (5 %)
+are kept out of training; every run ends with a verdict on them (`training_verdict`): the rollout error against
+"no motion", printed, logged (a WARNING when the model is not better) and stored as ``metadata.verdict``.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ from .encoder import load_encoder
 from .feature_cache import FeatureCache
 from .features import layer_norm_features
 from .predictor import ACPredictor, load_predictor
+from .training_verdict import format_verdict, held_out_split, held_out_verdict
 from .settings import SettingsError, setting, settings_fields
 from .settings_cli import add_settings_options, settings_values
 
@@ -329,7 +335,8 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 RESUME_KEYS = ("data", "encoder", "predictor", "init", "encoder_overrides", "predictor_overrides", "steps", "epochs",
                "batch_size", "lr", "start_lr", "final_lr", "warmup", "decay", "weight_decay", "clip_grad", "clip_len",
-               "fps", "rollout_steps", "seed", "camera_topic", "state_kind", "state_topic", "max_state_gap")
+               "fps", "rollout_steps", "seed", "camera_topic", "state_kind", "state_topic", "max_state_gap",
+               "held_out")
 
 
 def _rng_state() -> dict:
@@ -406,10 +413,20 @@ class TrainResult:
     episodes: int
     skipped: int
     clips: int
+    verdict: dict = field(default_factory=dict)
 
 
-def prepare_data(cfg: TrainConfig, encoder: nn.Module, ranks: Dist) -> tuple[TrainingData, int]:
-    """Read episodes, compute/cache features (rank 0 first), build clips. Returns the data and skipped count."""
+@dataclass
+class HeldOut:
+    """The episodes kept out of training for the verdict, with their features."""
+
+    episodes: list[Episode]
+    features: list[np.ndarray]
+
+
+def prepare_data(cfg: TrainConfig, encoder: nn.Module, ranks: Dist) -> tuple[TrainingData, HeldOut, int]:
+    """Read episodes, compute/cache features (rank 0 first), hold out ``cfg.held_out`` of the episodes, build
+    the training clips. Returns the training data, the held-out episodes and the skipped count."""
     episodes, skipped = load_episodes(cfg.data, cfg.read())
     if not episodes:
         raise TrainingError(f"no usable episode in {cfg.data} ({len(skipped)} skipped: "
@@ -420,12 +437,16 @@ def prepare_data(cfg: TrainConfig, encoder: nn.Module, ranks: Dist) -> tuple[Tra
         if (turn == 0) == ranks.main:
             features = [cache.features(encoder, e) for e in episodes]
         ranks.barrier()
+    kept, held = held_out_split(len(episodes), cfg.held_out, cfg.seed)
+    held_out = HeldOut([episodes[i] for i in held], [features[i] for i in held])
+    episodes, features = [episodes[i] for i in kept], [features[i] for i in kept]
     clips = make_clips(episodes, cfg.clip_len, cfg.fps)
     if len(clips) == 0:
         raise TrainingError(f"no clip of {cfg.clip_len} frames (fps={cfg.fps}) in {len(episodes)} episodes")
-    LOG.info("data: %d episodes (%d skipped), %d clips of %d frames; feature cache %d hits, %d misses",
-             len(episodes), len(skipped), len(clips), cfg.clip_len, cache.hits, cache.misses)
-    return TrainingData(episodes, features, clips), len(skipped)
+    LOG.info("data: %d episodes (%d skipped, %d held out for the verdict), %d clips of %d frames; feature cache "
+             "%d hits, %d misses", len(episodes), len(skipped), len(held), len(clips), cfg.clip_len, cache.hits,
+             cache.misses)
+    return TrainingData(episodes, features, clips), held_out, len(skipped)
 
 
 def restore(checkpoint: Path, cfg: TrainConfig, predictor: ACPredictor, optimizer: torch.optim.Optimizer) -> int:
@@ -455,15 +476,24 @@ def planning_tolerance_metadata(cfg: TrainConfig, data: TrainingData) -> dict:
     return calibrated
 
 
+def verdict_of(cfg: TrainConfig, predictor: ACPredictor, held_out: HeldOut) -> dict:
+    """The held-out verdict (see `training_verdict`), logged as one line (a WARNING when not better)."""
+    verdict = held_out_verdict(predictor, held_out.episodes, held_out.features, cfg.verdict_horizon, cfg.fps,
+                               seed=cfg.seed)
+    line = format_verdict(verdict)
+    (LOG.info if verdict["better_than_no_motion"] else LOG.warning)("%s", line)
+    return {**verdict, "summary": line}
+
+
 def finish(out: Path, cfg: TrainConfig, encoder: nn.Module, predictor: ACPredictor,
            optimizer: torch.optim.Optimizer, metadata: dict, total: int, final_loss: float,
-           data: TrainingData) -> None:
+           data: TrainingData, verdict: dict) -> None:
     """Write the final checkpoint (predictor, the encoder's weights when small enough and saved, the calibrated
-    planning tolerance), its training state and the loss-curve plot."""
+    planning tolerance, the verdict), its training state and the loss-curve plot."""
     with_encoder = cfg.save_encoder and include_weights(encoder)
     save_checkpoint(out, encoder=encoder if with_encoder else None, predictor=predictor.eval(),
                     metadata={**metadata, **planning_tolerance_metadata(cfg, data), "step": total,
-                              "final_loss": final_loss})
+                              "final_loss": final_loss, "verdict": verdict})
     save_training_checkpoint(out, total, total, predictor, optimizer, cfg, metadata)
     plot_loss_curve(_read_metrics(out / METRICS_FILE, total), out / CURVE_FILE)
     LOG.info("trained %d steps; final loss %.5f; checkpoint in %s (encoder %s)", total, final_loss, out,
@@ -486,7 +516,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     encoder_overrides = {"output_layer_norm": True, **cfg.encoder_overrides}
     encoder = load_encoder(cfg.encoder, **encoder_overrides).to(device)
     encoder.requires_grad_(False)
-    data, skipped = prepare_data(cfg, encoder, ranks)
+    data, held_out, skipped = prepare_data(cfg, encoder, ranks)
     total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * len(data) / cfg.batch_size))
     grid = encoder.config.grid_size
     predictor = build_predictor(cfg, encoder.embed_dim, grid, cfg.clip_len, data.action_space, data.state_space)
@@ -553,12 +583,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         bar.close()
         if metrics is not None:
             metrics.close()
+    verdict: dict = {}
     if ranks.main:
+        verdict = verdict_of(cfg, predictor, held_out)
         finish(out, cfg, encoder, predictor, optimizer, metadata, total, losses[-1] if losses else float("nan"),
-               data)
+               data, verdict)
     ranks.barrier()
     return TrainResult(out=out, steps=total, final_loss=losses[-1] if losses else float("nan"), losses=losses,
-                       episodes=len(data.states), skipped=skipped, clips=len(data))
+                       episodes=len(data.states), skipped=skipped, clips=len(data), verdict=verdict)
 
 
 # -------------------------------------------------------------------------------------------------- CLI
@@ -570,7 +602,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-override", action="append", default=[], metavar="KEY=VALUE",
                         help="EncoderConfig field for the encoder, e.g. crop_size=32 (repeatable)")
     parser.add_argument("--predictor-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="PredictorConfig field for a new predictor, e.g. depth=4 (repeatable)")
+                        help="PredictorConfig field for a new predictor, e.g. depth=4 (repeatable; default: "
+                             + " ".join(f"{k}={v}" for k, v in SCRATCH_PREDICTOR.items()) + ")")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     add_settings_options(parser, TrainConfig, exclusive=[("steps", "epochs")])
 
@@ -595,10 +628,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values = settings_values(TrainConfig, args)
     except SettingsError as exc:
         raise TrainingError(str(exc)) from exc
+    predictor_overrides = {**SCRATCH_PREDICTOR, **parse_overrides(args.predictor_override, "--predictor-override")}
     return TrainConfig(data=[str(p) for p in args.data], out=str(args.out),
                        encoder_overrides=parse_overrides(args.encoder_override, "--encoder-override"),
-                       predictor_overrides=parse_overrides(args.predictor_override, "--predictor-override"),
-                       **values)
+                       predictor_overrides=predictor_overrides, **values)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -613,8 +646,11 @@ def main(args: argparse.Namespace) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({"out": str(result.out), "steps": result.steps, "final_loss": result.final_loss,
-                          "episodes": result.episodes, "skipped": result.skipped, "clips": result.clips}))
+        print(json.dumps({"out": str(result.out), "steps": result.steps, "final_loss": round(result.final_loss, 5),
+                          "episodes": result.episodes, "skipped": result.skipped, "clips": result.clips,
+                          "verdict": {k: round(v, 5) if isinstance(v, float) else v
+                                      for k, v in result.verdict.items() if not k.endswith("per_step")}}))
+        print(result.verdict.get("summary", ""))
     return 0
 
 

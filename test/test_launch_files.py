@@ -62,8 +62,17 @@ def test_every_parameter_file_is_used_by_a_launch_file():
 
 
 def test_missing_required_argument_is_a_clear_error():
-    with pytest.raises(LaunchFileError, match="launch argument 'encoder' has no default"):
+    with pytest.raises(LaunchFileError, match="launch argument 'predictor' has no default"):
         read_launch_file(ROOT / "launch" / "arm_servo.launch.xml", {})
+
+
+def test_the_encoder_defaults_to_the_predictor_bundle():
+    specs = {s.name: s for s in read_launch_file(ROOT / "launch" / "arm_servo.launch.xml", {"predictor": "runs/x"})}
+    assert specs["perception_node"].params["model"] == "runs/x"
+    assert specs["planner_node"].params["encoder"] == "runs/x"
+    specs = {s.name: s for s in read_launch_file(ROOT / "launch" / "arm_servo.launch.xml",
+                                                 {"predictor": "runs/x", "encoder": "vit_l.pt"})}
+    assert specs["perception_node"].params["model"] == specs["planner_node"].params["encoder"] == "vit_l.pt"
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)

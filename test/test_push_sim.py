@@ -150,3 +150,24 @@ def test_push_api_needs_the_push_task_and_valid_input(sim):
         sim.place_object([0.3, float("nan")])
     with pytest.raises(ValueError, match="object_xy"):
         sim.reset(object_xy=[0.3])
+
+
+def test_push_recordings_hold_the_puck_pose_and_train_on_the_end_effector_state(tmp_path):
+    from mcap.reader import make_reader
+
+    from jepa_world_model.dataset import read_episode
+    from jepa_world_model.recording import OBJECT_POSE_TOPIC, SimRecordingConfig, record_sim_episodes
+
+    config = SimRecordingConfig(task="push", max_step=0.02)
+    path = record_sim_episodes(tmp_path, episodes=1, steps=12, seed=4, config=config)[0]
+    again = record_sim_episodes(tmp_path / "again", episodes=1, steps=12, seed=4, config=config)[0]
+    with open(path, "rb") as f:
+        summary = make_reader(f).get_summary()
+    topics = {c.id: c.topic for c in summary.channels.values()}
+    counts = {topics[k]: v for k, v in summary.statistics.channel_message_counts.items()}
+    assert counts[OBJECT_POSE_TOPIC] == counts["/camera/image_raw"] == 13
+    episode = read_episode(path)
+    assert episode.state_topic == "/ee_pose" and len(episode) == 13
+    assert episode.frames.shape[1:] == (64, 64, 3)
+    np.testing.assert_array_equal(episode.frames, read_episode(again).frames)  # deterministic for the seed
+    assert np.all(np.abs(np.diff(episode.states[:, :2], axis=0)) <= 0.02 + 2e-3)

@@ -51,10 +51,29 @@ def test_options_reach_the_config():
     assert cfg.encoder_overrides == {"crop_size": 32}
 
 
-def test_epochs_default_to_ten_without_steps_and_steps_exclude_epochs():
-    assert config_from_args(parser().parse_args(REQUIRED)).epochs == 10.0
+def test_epochs_replace_the_default_steps_and_steps_exclude_epochs():
+    assert (config_from_args(parser().parse_args(REQUIRED)).steps,
+            config_from_args(parser().parse_args(REQUIRED)).epochs) == (14000, None)
+    assert (config_from_args(parser().parse_args([*REQUIRED, "--epochs", "2"])).steps,
+            config_from_args(parser().parse_args([*REQUIRED, "--epochs", "2"])).epochs) == (None, 2.0)
     with pytest.raises(SystemExit):
         parser().parse_args([*REQUIRED, "--steps", "3", "--epochs", "2"])
+
+
+def test_a_recipe_sets_the_defaults_and_explicit_options_override_it():
+    finetune = config_from_args(parser().parse_args([*REQUIRED, "--recipe", "finetune"]))
+    assert (finetune.init, finetune.steps, finetune.lr, finetune.encoder) == ("default", 3000, 3e-4, "default")
+    mine = config_from_args(parser().parse_args([*REQUIRED, "--recipe", "finetune", "--steps", "50", "--lr",
+                                                 "1e-4", "--init", "runs/other"]))
+    assert (mine.init, mine.steps, mine.lr, mine.start_lr) == ("runs/other", 50, 1e-4, 3e-5)
+    with pytest.raises(SystemExit):
+        parser().parse_args([*REQUIRED, "--recipe", "fast"])
+
+
+def test_predictor_overrides_add_to_the_scratch_architecture():
+    cfg = config_from_args(parser().parse_args([*REQUIRED, "--predictor-override", "depth=3",
+                                                "--predictor-override", "width=64"]))
+    assert cfg.predictor_overrides == {"width": 64, "mlp_hidden": 384, "num_heads": 4, "depth": 3}
 
 
 def test_a_value_outside_its_range_is_a_training_error():

@@ -13,6 +13,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from transforms3d.euler import euler2mat
 
+from jepa_ros.cli import main as jepa_main
 from jepa_world_model import load_encoder
 from jepa_world_model.actions import state_differences
 from jepa_world_model.dataset import ReadOptions, frame_segments, load_episodes, make_clips, read_episode
@@ -204,3 +205,13 @@ def test_make_clips_and_record_cli(tmp_path):
     clips = make_clips(episodes, 3)
     assert len(episodes[0]) == 5 and len(clips) == 3
     assert clips.frames.tolist() == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
+
+
+def test_record_sim_cycles_the_step_sizes_of_the_default_mix(tmp_path, capsys):
+    jepa_in_process("record", "--sim", "--out", str(tmp_path / "mix"), "--episodes", "4", "--steps", "3")
+    episodes, _ = load_episodes([tmp_path / "mix"])
+    largest = [float(np.abs(np.diff(e.states, axis=0)).max()) for e in episodes]
+    assert largest[0] > 0.01 and largest[1] > 0.01  # 4 cm per axis at most
+    assert 0.002 < largest[2] < 0.017 and largest[3] < 0.006, largest  # 1.5 cm, then 0.5 cm
+    assert jepa_main(["record", "--sim", "--out", str(tmp_path / "bad"), "--max-step", "0.01", "-0.02"]) == 2
+    assert "reach_step_mix must hold positive step sizes" in capsys.readouterr().err

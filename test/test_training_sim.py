@@ -34,6 +34,11 @@ def test_record_train_evaluate_on_sim(tmp_path_factory, tmp_path):
     assert len(result["energy_landscape"]["energy"]) == 21
     assert plot.stat().st_size > 0 and (out / "loss_curve.png").stat().st_size > 0
 
+    # The run's own verdict: one of the 12 episodes held out, the model better than "no motion" on it.
+    verdict = json.loads((out / "config.json").read_text())["metadata"]["verdict"]
+    assert verdict["held_out_episodes"] == 1 and verdict["better_than_no_motion"] and verdict["ratio"] < 0.9, verdict
+    assert verdict["summary"].startswith("verdict: better than no motion")
+
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 601))
     assert np.mean([r["loss"] for r in rows[-50:]]) < 0.2 * np.mean([r["loss"] for r in rows[:5]])

@@ -222,8 +222,12 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         print(f"jepa record: {exc}", file=sys.stderr)
         return 2
     if args.sim:
-        config = SimRecordingConfig(image_size=args.image_size, chunk_size=settings.chunk_size,
-                                    reach_step_mix=tuple(args.max_step))
+        try:
+            config = SimRecordingConfig(image_size=args.image_size, chunk_size=settings.chunk_size,
+                                        reach_step_mix=tuple(args.max_step))
+        except RecordingError as exc:
+            print(f"jepa record: {exc}", file=sys.stderr)
+            return 2
         paths = record_sim_episodes(settings.output_dir, args.episodes, args.steps, args.seed, config)
         print(f"recorded {len(paths)} episodes to {settings.output_dir}")
         return 0
