@@ -377,6 +377,8 @@ class ArmController:
             refused = f"; last refused pose: {self._wrong_frame}" if self._wrong_frame else ""
             return False, (f"no fresh state (age {self.state_age(now):.3f} s > state_timeout "
                            f"{self.settings.state_timeout} s){refused}")
+        if self.armed:  # re-arming must not cut the step in progress (an abrupt stop past the accel limit)
+            return True, "already armed"
         self.armed, self.fault, self.step = True, "", None
         self._plan_watchdog.reset()
         self._reset_filters()

@@ -63,6 +63,7 @@ class Limits:
     max_angular_accel: float
     box_low: tuple[float, float, float]
     box_high: tuple[float, float, float]
+    motion_state_age: float | None = None   # state age that holds motion (immediate stop); None: state_timeout
 
     @classmethod
     def from_settings(cls, values: dict) -> "Limits":
@@ -74,7 +75,8 @@ class Limits:
                    max_linear_accel=float(values["max_linear_accel"]),
                    max_angular_accel=float(values["max_angular_accel"]),
                    box_low=tuple(float(v) for v in values["workspace_min"]),
-                   box_high=tuple(float(v) for v in values["workspace_max"]))
+                   box_high=tuple(float(v) for v in values["workspace_max"]),
+                   motion_state_age=float(values.get("motion_state_age", values["state_timeout"])))
 
 
 def controller_limits(path: Path = CONTROLLER_YAML) -> Limits:
@@ -218,11 +220,28 @@ def check_commands(commands: Sequence[Command], poses: Sequence[Pose], plan_time
         latest = plans.latest(t + margin)
         return math.inf if latest is None else t - latest
 
+    hold_age = limits.state_timeout if limits.motion_state_age is None else limits.motion_state_age
+
     def immediate_stop(c: Command, t: float) -> bool:
-        """A zero command right after (or just before the report of) an e-stop, disarm or watchdog cause."""
+        """A zero command right after (or just before the report of) an e-stop, disarm or watchdog cause, or a
+        stale-state hold (judged half a period earlier: the controller may not have had the newest pose)."""
         return not c.moving and (stop_times.between(t - 0.5, t + DIAG_PERIOD + margin)
+                                 or state_age(t - dt / 2) + dt / 2 > hold_age
                                  or state_age(t) > limits.state_timeout - margin
                                  or plan_age(t) > limits.plan_timeout - margin)
+
+    def last_resort(t: float, axes: np.ndarray, v: np.ndarray) -> bool:
+        """The box's last resort: on each of ``axes`` the latest pose had less room to the face ahead of the
+        previous velocity ``v`` than braking at the acceleration limit needs (+ tolerance)."""
+        i = bisect.bisect_right(pose_times, t)
+        if not i:
+            return False
+        p, u = np.asarray(poses[i - 1].position), limits.max_linear_accel * dt
+        speed = np.abs(v)
+        n = np.floor(speed / u)
+        braking = dt * ((n + 1) * speed - u * n * (n + 1) / 2)
+        room = np.where(v > 0, high - p, p - low)
+        return bool(np.all((room < braking + box_tolerance)[axes]))
 
     def box_ok(position: np.ndarray, v: np.ndarray) -> bool:
         nxt = position + v * dt
@@ -250,8 +269,9 @@ def check_commands(commands: Sequence[Command], poses: Sequence[Pose], plan_time
         if previous is not None and t - previous.t <= 1.5 * dt and not immediate_stop(c, t):
             d_lin = lin - np.asarray(previous.linear, float)
             d_ang = ang - np.asarray(previous.angular, float)
-            if not (all(_within(v, limits.max_linear_accel * dt) for v in d_lin)
-                    and all(_within(v, limits.max_angular_accel * dt) for v in d_ang)):
+            over = np.array([not _within(v, limits.max_linear_accel * dt) for v in d_lin])
+            box_stop = over.any() and last_resort(t, over, np.asarray(previous.linear, float))
+            if not ((box_stop or not over.any()) and all(_within(v, limits.max_angular_accel * dt) for v in d_ang)):
                 add("accel", f"change {np.round(d_lin, 4).tolist()} m/s, {np.round(d_ang, 4).tolist()} rad/s in one "
                              f"period; limit {limits.max_linear_accel * dt:.4f} m/s, "
                              f"{limits.max_angular_accel * dt:.4f} rad/s")
@@ -657,7 +677,7 @@ class GoalRecord:
     budget: int
     started_s: float
     duration_s: float
-    outcome: str            # ended | orphaned (the planner was killed while it ran) | not ended
+    outcome: str            # ended | orphaned (planner SIGKILL/SIGINT/crash: it went away meanwhile) | not ended
     reason: str
     steps: int
     final_distance: float | None
@@ -754,12 +774,14 @@ class Soak:
         print(f"[soak] t={record['t']:.0f}s killed {name} ({record['signal']}, exit {process.returncode})",
               flush=True)
 
-    def planner_lost_since(self, started: float, grace: float = 5.0) -> bool:
-        """Whether the planner was killed or crashed after ``started`` and at least ``grace`` s ago."""
+    def planner_lost_since(self, started: float, grace: float = 5.0) -> str | None:
+        """How the planner went away (its kill signal, or "crash") after ``started`` and at least ``grace`` s
+        ago; None if it did not."""
         now = time.monotonic()
         with self._lock:
-            times = [k["monotonic"] for k in self.kills + self.crashes if k["node"] == "planner_node"]
-        return any(started <= t <= now - grace for t in times)
+            losses = [(k["monotonic"], k.get("signal", "crash")) for k in self.kills + self.crashes
+                      if k["node"] == "planner_node"]
+        return next((how for t, how in reversed(losses) if started <= t <= now - grace), None)
 
     # --- e-stop and arming --------------------------------------------------------------------------------
     def engage_estop(self) -> None:
@@ -834,7 +856,7 @@ class Soak:
         started, started_ros = time.monotonic(), self.soak.now()
         try:
             result = self.client.run_episode(target, budget, timeout=goal_deadline(budget),
-                                             alive=lambda: not self.planner_lost_since(started))
+                                             alive=lambda: self.planner_lost_since(started) is None)
         except TimeoutError:
             self.goal_image_failures += 1     # the sim was down: no goal image, no goal sent
             time.sleep(0.5)
@@ -843,7 +865,7 @@ class Soak:
         lost = self.planner_lost_since(started - 15.0, grace=0.0)  # killed during it or still starting up
         unanswered = result.reason.startswith("no result") or result.reason == "goal rejected by the planner"
         if result.reason == "a node of the stack died" or (lost and unanswered):
-            outcome = "orphaned"
+            outcome = f"orphaned (planner {lost})"
         elif result.reason.startswith("no result"):
             outcome = "not ended"
         else:
@@ -937,7 +959,8 @@ def summarise(soak: Soak, violations: list[Violation], limits: Limits, args, dur
         "goal_loop_errors": soak.goal_loop_errors,
         "violations": {"total": len(violations), "by_kind": dict(counts), "listed": listed},
         "goals": {"sent": len(goals), "ended": sum(g.outcome == "ended" for g in goals),
-                  "orphaned": sum(g.outcome == "orphaned" for g in goals), "not_ended": len(not_ended),
+                  "orphaned": sum(g.outcome.startswith("orphaned") for g in goals), "not_ended": len(not_ended),
+                  "orphaned_by": dict(Counter(g.outcome for g in goals if g.outcome.startswith("orphaned"))),
                   "by_reason": dict(by_reason), "no_goal_image": soak.goal_image_failures,
                   "list": [dataclasses.asdict(g) for g in goals]},
         "memory": memory,
@@ -965,8 +988,8 @@ def print_report(report: dict) -> None:
               f"{m.get('end_mib', '-'):>13}{m['growth_pct'] if m['growth_pct'] is not None else '-':>10}"
               f"{m.get('over_s', '-'):>8}")
     g = report["goals"]
-    print(f"goals: {g['sent']} sent, {g['ended']} ended {g['by_reason']}, {g['orphaned']} orphaned by a killed "
-          f"planner, {g['not_ended']} NOT ended; {g['no_goal_image']} attempts without a goal image")
+    print(f"goals: {g['sent']} sent, {g['ended']} ended {g['by_reason']}, {g['orphaned']} orphaned "
+          f"{g['orphaned_by']}, {g['not_ended']} NOT ended; {g['no_goal_image']} attempts without a goal image")
     c = report["commands"]
     print(f"commands: {c['recorded']} recorded ({c['moving']} moving, {c['gaps']} gaps), {report['poses']} poses; "
           f"hostile messages: {sum(report['hostile_messages'].values())}; e-stops/disarms: {report['estops']}")
@@ -1030,10 +1053,11 @@ def wait_for_stack(stack, client, timeout: float = 180.0) -> None:
                 raise
 
 
-def save_record(path: Path, commands: list[Command], poses: list[Pose]) -> None:
-    """Every command (t, vx, vy, vz, wx, wy, wz) and pose (t, x, y, z) as arrays in an .npz file."""
+def save_record(path: Path, commands: list[Command], poses: list[Pose], plan_times: list[float]) -> None:
+    """Every command (t, vx, vy, vz, wx, wy, wz), pose (t, x, y, z) and plan time as arrays in an .npz file."""
     np.savez_compressed(path, commands=np.array([(c.t, *c.linear, *c.angular) for c in commands]).reshape(-1, 7),
-                        poses=np.array([(p.t, *p.position) for p in poses]).reshape(-1, 4))
+                        poses=np.array([(p.t, *p.position) for p in poses]).reshape(-1, 4),
+                        plan_times=np.asarray(plan_times, dtype=np.float64))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -1089,7 +1113,7 @@ def main(args: argparse.Namespace) -> int:
     report = summarise(soak, violations, limits, args, duration, commands, poses, gates)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
-    save_record(args.json.with_suffix(".npz"), commands, poses)
+    save_record(args.json.with_suffix(".npz"), commands, poses, plan_times)
     print_report(report)
     print(f"report -> {args.json}")
     return 0 if report["ok"] else 1

@@ -135,6 +135,9 @@ class TrainConfig:
                                   "reached, on the position state dims (x, y, z; else every state dim)",
                                   unit="state units (m)", low=0.0, high=1e6)
     progress: bool = setting(True, "progress bar")
+    torch_threads: int = setting(1, "torch CPU threads of this process (the scratch recipe's small model runs "
+                                 "fastest on one, several threads slow it down on a busy machine; 0: torch's "
+                                 "default)", low=0)
     device: str = setting("auto", "torch device: auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, "
                           "cuda, cuda:1, ...")
 
@@ -501,7 +504,18 @@ def finish(out: Path, cfg: TrainConfig, encoder: nn.Module, predictor: ACPredict
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
-    """Run (or resume) training as configured; returns the summary. Works alone or under torchrun."""
+    """Run (or resume) training as configured; returns the summary. Works alone or under torchrun. Uses
+    ``cfg.torch_threads`` compute threads while it runs."""
+    threads = torch.get_num_threads()
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    try:
+        return _train(cfg, resume)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     device = pick_device(cfg.device)
     ranks = setup_distributed(device)
     if device.type == "cuda":

@@ -147,6 +147,18 @@ def test_arming_forgets_older_plans_and_each_plan_runs_once():
     assert ctl.counts["executed_plans"] == 1 and ctl.counts["rejected_plans"] == 0
 
 
+def test_arming_again_while_armed_keeps_the_step_in_progress():
+    """`~/arm true` on an armed, moving controller must not cut the step (a stop past the acceleration limit)."""
+    arm = Arm([0.30, 0.0, 0.2])
+    ctl = armed(controller(plan_timeout=10.0), arm)
+    moving, t = drive(ctl, arm, 0.0, 0.1, rows=[[0.04, 0, 0]], plan_every=1.0)
+    before = velocities(moving)[-1]
+    assert before[0] > 0.1
+    assert ctl.arm(t) == (True, "already armed")
+    after, _ = drive(ctl, arm, t, 0.05)
+    assert velocities(after)[0][0] >= before[0] - 5.0 * DT * (1 + 1e-6)    # within the accel limit, not zero
+
+
 def test_estop_stops_at_once_latches_and_only_the_service_clears_it():
     arm = Arm()
     ctl = armed(controller(mode="continuous", step_duration=1.0), arm)

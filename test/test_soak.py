@@ -11,7 +11,7 @@ from jepa_ros.soak import (Command, Gate, Incarnation, Limits, Pose, check_comma
 
 LIMITS = Limits(dt=0.05, plan_timeout=1.5, state_timeout=1.0, max_axis_speed=0.5, max_linear_speed=0.5,
                 max_angular_speed=1.0, max_linear_accel=5.0, max_angular_accel=8.0,
-                box_low=(0.13, -0.22, 0.03), box_high=(0.47, 0.22, 0.32))
+                box_low=(0.13, -0.22, 0.03), box_high=(0.47, 0.22, 0.32), motion_state_age=0.1)
 ARMED = [Gate(0.0, True, "armed", settled=0.01)]
 
 
@@ -65,6 +65,18 @@ def test_an_acceleration_jump_is_detected_but_an_immediate_stop_after_an_estop_i
     # the same stop right after an e-stop is immediate by design
     estop = ARMED + [Gate(abrupt[-1].t - 0.01, False, "e-stop by /jepa/estop")]
     assert check_commands(abrupt, poses(), plans(), estop, LIMITS) == []
+
+
+def test_the_documented_immediate_stops_are_not_acceleration_violations():
+    fast = ramp(peak=0.4)[:10]
+    stop_t = fast[-1].t + LIMITS.dt
+    abrupt = fast + [Command(stop_t, (0.0, 0.0, 0.0))]
+    # stale-state hold: the pose stream paused for more than motion_state_age before the stop
+    gap = [q for q in poses() if not stop_t - 0.15 < q.t <= stop_t]
+    assert check_commands(abrupt, gap, plans(), ARMED, LIMITS) == []
+    # the box's last resort: the arm is closer to the face ahead than braking needs
+    at_face = [Pose(q.t, (0.465, 0.0, 0.2)) for q in poses()]
+    assert "accel" not in kinds(check_commands(abrupt, at_face, plans(), ARMED, LIMITS))
 
 
 def test_a_command_leaving_the_box_is_detected_and_one_moving_back_is_not():
