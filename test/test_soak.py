@@ -1,13 +1,15 @@
 """`jepa soak`: the command checker on hand-made command streams (no DDS), and a short soak of the real stack."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from jepa_ros.soak import (Command, Gate, Incarnation, Limits, Pose, check_commands, memory_report, png_bomb,
-                           stop_intervals)
+from jepa_planner.command_audit import Command, Gate, Limits, Pose, check_commands, controller_limits, stop_intervals
+from jepa_ros.soak_chaos import Incarnation, memory_report
+from jepa_ros.soak_hostile import HOSTILE_KINDS, HOSTILE_TOPICS, hostile_message, png_bomb
 
 LIMITS = Limits(dt=0.05, plan_timeout=1.5, state_timeout=1.0, max_axis_speed=0.5, max_linear_speed=0.5,
                 max_angular_speed=1.0, max_linear_accel=5.0, max_angular_accel=8.0,
@@ -150,22 +152,65 @@ def test_the_png_bomb_is_small_and_decodes_huge():
     assert Image.open(io.BytesIO(data)).size == (3000, 2000)
 
 
-def test_the_limits_are_the_deployed_controller_settings():
+def test_the_limits_are_the_controller_settings_with_the_deployed_values():
     import yaml
 
-    from jepa_ros.launch_xml import REPO_ROOT
-    from jepa_ros.nodes import controller_node
-    from jepa_ros.soak import controller_limits
-    from jepa_world_model.settings import settings_fields
-    deployed = yaml.safe_load((REPO_ROOT / "config" / "controller.yaml").read_text())
-    settings = getattr(controller_node, "SETTINGS", None)
-    expected = {f.name: f.default for f in settings_fields(settings)} if settings else {}
+    from jepa_planner.control import ControllerSettings
+    from jepa_ros.launch_xml import SHARE_DIR
+    from jepa_ros.soak import deployed_limits
+    from jepa_world_model.settings import SettingsError, settings_fields
+    defaults = controller_limits()
+    assert defaults == Limits.from_settings(ControllerSettings())
+    assert controller_limits({"rate": 50.0, "workspace_max": [0.4, 0.2, 0.3]}) == dataclasses.replace(
+        defaults, dt=1.0 / 50.0, box_high=(0.4, 0.2, 0.3))
+    with pytest.raises(SettingsError, match="max_speed"):
+        controller_limits({"max_speed": 1.0})
+    deployed = yaml.safe_load((SHARE_DIR / "config" / "controller.yaml").read_text())
+    expected = {f.name: f.default for f in settings_fields(ControllerSettings)}
     expected.update(deployed["controller_node"]["ros__parameters"] or {})
-    limits = controller_limits()
+    limits = deployed_limits()
     assert limits.box_low == tuple(expected["workspace_min"]) and limits.box_high == tuple(expected["workspace_max"])
     assert limits.dt == pytest.approx(1.0 / expected["rate"])
     assert (limits.state_timeout, limits.plan_timeout) == (expected["state_timeout"], expected["plan_timeout"])
-    assert limits.max_linear_accel == expected["max_linear_accel"]
+    assert (limits.max_linear_accel, limits.motion_state_age) == (expected["max_linear_accel"],
+                                                                   expected["motion_state_age"])
+
+
+def test_every_hostile_kind_builds_a_message_for_its_topic():
+    from jepa_msgs.msg import Embedding
+    from sensor_msgs.msg import Image
+    rng = np.random.default_rng(0)
+    embedding = Embedding(model_id="m", shape=[2, 3], data=np.arange(6, dtype=np.float32), state_names=["x"],
+                          state=[0.3])
+    image = Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(48))
+    needs = {"embedding_future", "embedding_nan", "embedding_wrong_shape", "image_future", "compressed_valid",
+             "pose_future", "pose_nan"}
+    for kind in HOSTILE_KINDS:
+        key, msg = hostile_message(kind, 1000.0, rng, embedding=embedding, image=image, position=(0.3, 0.0, 0.2))
+        assert key == kind.split("_")[0] and key in HOSTILE_TOPICS, kind
+        assert type(msg).__name__ == {"plan": "Plan", "embedding": "Embedding", "image": "Image",
+                                      "compressed": "CompressedImage", "pose": "PoseStamped"}[key], kind
+        if kind.endswith("_future") or kind == "plan_future_far":
+            assert msg.header.stamp.sec > 2000, kind
+        if kind in needs:
+            assert hostile_message(kind, 1000.0, rng) is None, kind
+    assert hostile_message("plan_nan_actions", 1000.0, rng)[1].header.stamp.sec == 1000
+    with pytest.raises(ValueError, match="unknown hostile kind"):
+        hostile_message("sneaky", 1000.0, rng)
+
+
+def test_soak_options_show_their_defaults_and_write_under_the_current_directory():
+    import argparse
+    from pathlib import Path
+
+    from jepa_ros.soak import add_arguments
+    parser = argparse.ArgumentParser(prog="jepa soak")
+    add_arguments(parser)
+    args = parser.parse_args([])
+    assert args.json == Path("artifacts") / "soak" / "soak.json" and args.logs == Path("artifacts") / "soak" / "logs"
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert options and all("(default: " in a.help for a in options), [a.dest for a in options]
+    assert "(default: artifacts/soak/soak.json)" in " ".join(parser.format_help().split())
 
 
 @pytest.mark.timeout(900)
