@@ -2,8 +2,9 @@
 
 Used by `jepa eval --task push`, `jepa demo --task push` and the push node test. Besides the reach client's
 interfaces it uses the sim's push interfaces: the puck and the arm are put at the episode's start with
-``~/place_object`` and ``~/place_ee``, the goal images are the sim's renders of goal scenes ("behind": ``~/goal_pose`` with the puck
-where it is; "target": ``~/goal_object_pose``) and ``/object_pose`` measures what happened.
+``~/place_object`` and ``~/place_ee``, the goal images are the sim's renders of goal scenes ("behind":
+``~/goal_pose`` with the puck where it is; "target": ``~/goal_object_pose``) and ``/object_pose`` measures what
+happened.
 """
 from __future__ import annotations
 
@@ -15,12 +16,11 @@ from geometry_msgs.msg import PoseStamped
 from jepa_msgs.action import ReachGoal
 from sensor_msgs.msg import Image
 
+from jepa_planner.offline_push import PUSH_TOLERANCES
 from jepa_ros.reach_client import ReachClient
 from jepa_ros.ros_util import reliable_qos
 from jepa_ros.stack import wait_until
-from jepa_planner.offline_push import PUSH_TOLERANCES
 from jepa_sim.push import GOAL_KINDS, PushTask, classify, goal_scene
-
 
 
 @dataclass

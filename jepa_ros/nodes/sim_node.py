@@ -146,8 +146,8 @@ class SimNode(Node):
         self.create_timer(1.0 / s.state_rate, self._publish_state, clock=steady)
         self.create_timer(1.0, self._report, clock=steady)
         self.get_logger().info(
-            f"simulating {', '.join(self.sim.joint_names)} ({s.task} task); camera {self.sim.image_size}px at {s.camera_rate} Hz, "
-            f"state at {s.state_rate} Hz, twists time out after {s.command_timeout} s")
+            f"simulating {', '.join(self.sim.joint_names)} ({s.task} task); camera {self.sim.image_size}px at "
+            f"{s.camera_rate} Hz, state at {s.state_rate} Hz, twists time out after {s.command_timeout} s")
 
     # -------------------------------------------------------------- helpers
     def _stamp(self) -> TimeMsg:
@@ -210,14 +210,7 @@ class SimNode(Node):
                             velocity=self.sim.joint_velocities().tolist(), effort=self.sim.joint_efforts().tolist())
         joints.header.stamp = stamp
         self._joint_pub.publish(joints)
-        pos, quat = self.sim.ee_pose()
-        pose = PoseStamped()
-        pose.header.stamp = stamp
-        pose.header.frame_id = BASE_FRAME
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
-        o = pose.pose.orientation
-        o.w, o.x, o.y, o.z = (float(v) for v in quat)
-        self._pose_pub.publish(pose)
+        self._pose_pub.publish(self._pose_msg(*self.sim.ee_pose(), stamp))
         if self._object_pub is not None:
             self._object_pub.publish(self._pose_msg(*self.sim.object_pose(), stamp))
 
