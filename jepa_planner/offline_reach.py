@@ -69,6 +69,7 @@ class ReachLoop:
         self.models = PlannerModels(encoder, predictor)
         self.loop = MPCLoop(self.models, settings or reach_settings())
         self.ee_box = ee_box
+        self.now_ns = 0   # the camera clock: it runs on across episodes, as a robot's does
 
     def features(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 image -> (N, D) features."""
@@ -90,7 +91,8 @@ class ReachLoop:
         goal = loop.goal_tensor(self.features(sim.render_goal(target)))
         episode = ReachEpisode(target=[float(v) for v in target])
         loop.begin_reach([goal], time.monotonic(), budgets=[budget], tolerance=tolerance)
-        now = 0
+        self.now_ns += STEP_NS
+        now = self.now_ns
         while True:
             observation = Observation(self.features(sim.render()), now, state=sim.ee_position(),
                                       state_names=models.state_names, model_id=models.model_id)
@@ -109,7 +111,7 @@ class ReachLoop:
             sim.move_ee_by(self.executed(sim.ee_position(), action))
             episode.energies.append(float(decision.result.energy))
             episode.plan_ms.append(float(decision.result.time_ms))
-            now += STEP_NS
+            now = self.now_ns = now + STEP_NS
         episode.success = episode.final_distance <= success_radius
         return episode
 

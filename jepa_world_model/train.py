@@ -67,8 +67,9 @@ class TrainingError(ValueError):
     """Training cannot start or resume with the given data and options."""
 
 
-#: Architecture of a predictor trained from scratch (over the ``predictor`` preset "tiny"): the shipped sim
-#: model's width 96, MLP 384, 4 heads, depth 2 (grid and feature width come from the encoder).
+#: Architecture of a predictor trained from scratch on the ``predictor`` preset "tiny" (under the
+#: ``predictor_overrides``): the shipped sim model's width 96, MLP 384, 4 heads, depth 2 (grid and feature width
+#: come from the encoder).
 SCRATCH_PREDICTOR = {"width": 96, "mlp_hidden": 384, "num_heads": 4}
 #: Named recipes: field values that replace the TrainConfig defaults ("scratch" is the defaults themselves).
 #: "finetune" continues the shipped sim model (`--init default` on its encoder) with a short, gentle schedule.
@@ -95,11 +96,12 @@ class TrainConfig:
                           "given explicitly override the recipe", choices=tuple(RECIPES))
     encoder: str = setting("default", "frozen encoder: preset, checkpoint dir, .pt or HF id (default: the shipped "
                            "frozen random encoder, 16 tokens of 64 features for a 64 px image)")
-    predictor: str = setting("tiny", "predictor preset when training from scratch (with the architecture "
-                             "overrides of --predictor-override, by default width 96, MLP 384, 4 heads)")
+    predictor: str = setting("tiny", "predictor preset or checkpoint when training from scratch (the preset "
+                             "'tiny' is trained at width 96, MLP 384, 4 heads unless --predictor-override says "
+                             "otherwise)")
     init: str | None = setting(None, "start from this predictor (official .pt or our checkpoint)")
     encoder_overrides: dict = field(default_factory=dict)
-    predictor_overrides: dict = field(default_factory=lambda: dict(SCRATCH_PREDICTOR))
+    predictor_overrides: dict = field(default_factory=dict)
     steps: int | None = setting(14000, "optimizer steps (global batches)")
     epochs: float | None = setting(None, "passes over the clips (replaces steps when given)")
     batch_size: int = setting(32, "global batch, split across ranks")
@@ -245,10 +247,11 @@ def build_predictor(cfg: TrainConfig, embed_dim: int, grid: int, clip_len: int, 
     """
     max_steps = max(clip_len, 8)
     if cfg.init is None:
+        architecture = SCRATCH_PREDICTOR if cfg.predictor == "tiny" else {}
         return load_predictor(cfg.predictor, **{"embed_dim": embed_dim, "grid_size": (grid, grid),
                                                 "max_steps": max_steps, "action_space": action_space,
                                                 "state_space": state_space, "seed": cfg.seed,
-                                                **cfg.predictor_overrides})
+                                                **architecture, **cfg.predictor_overrides})
     source = load_predictor(cfg.init)
     if source.embed_dim != embed_dim or tuple(source.config.grid_size) != (grid, grid):
         raise TrainingError(f"--init {cfg.init}: predictor expects features of width {source.embed_dim} on a "
@@ -616,7 +619,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-override", action="append", default=[], metavar="KEY=VALUE",
                         help="EncoderConfig field for the encoder, e.g. crop_size=32 (repeatable)")
     parser.add_argument("--predictor-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="PredictorConfig field for a new predictor, e.g. depth=4 (repeatable; default: "
+                        help="PredictorConfig field for a new predictor, e.g. depth=4 (repeatable; over the "
+                             "preset 'tiny' they replace its training architecture "
                              + " ".join(f"{k}={v}" for k, v in SCRATCH_PREDICTOR.items()) + ")")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     add_settings_options(parser, TrainConfig, exclusive=[("steps", "epochs")])
@@ -642,10 +646,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values = settings_values(TrainConfig, args)
     except SettingsError as exc:
         raise TrainingError(str(exc)) from exc
-    predictor_overrides = {**SCRATCH_PREDICTOR, **parse_overrides(args.predictor_override, "--predictor-override")}
     return TrainConfig(data=[str(p) for p in args.data], out=str(args.out),
                        encoder_overrides=parse_overrides(args.encoder_override, "--encoder-override"),
-                       predictor_overrides=predictor_overrides, **values)
+                       predictor_overrides=parse_overrides(args.predictor_override, "--predictor-override"),
+                       **values)
 
 
 def main(args: argparse.Namespace) -> int:

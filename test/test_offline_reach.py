@@ -43,3 +43,11 @@ def test_mismatched_models_are_rejected():
     predictor = load_predictor("tiny")
     with pytest.raises(ValueError, match="embed_dim"):
         ReachLoop(encoder, predictor)
+
+
+def test_short_episodes_follow_each_other_on_one_loop(models):
+    """Episodes of one or two plans back to back: the camera clock runs on, so every episode plans."""
+    encoder, predictor = models
+    loop = ReachLoop(encoder, predictor, ee_box=workspace_box())
+    summary = evaluate(loop, episodes=4, seed=3, budget=1)
+    assert [len(r["energies"]) for r in summary["results"]] == [1, 1, 1, 1]

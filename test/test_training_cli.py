@@ -6,9 +6,11 @@ import dataclasses
 
 import pytest
 
+from jepa_world_model import load_predictor, save_checkpoint
+from jepa_world_model.config import ActionSpace, StateSpace
 from jepa_world_model.settings import settings_fields
 from jepa_world_model.settings_cli import option_name
-from jepa_world_model.train import TrainConfig, TrainingError, add_arguments, config_from_args
+from jepa_world_model.train import TrainConfig, TrainingError, add_arguments, build_predictor, config_from_args
 
 REQUIRED = ["data/", "--out", "runs/x"]
 
@@ -70,10 +72,17 @@ def test_a_recipe_sets_the_defaults_and_explicit_options_override_it():
         parser().parse_args([*REQUIRED, "--recipe", "fast"])
 
 
-def test_predictor_overrides_add_to_the_scratch_architecture():
-    cfg = config_from_args(parser().parse_args([*REQUIRED, "--predictor-override", "depth=3",
-                                                "--predictor-override", "width=64"]))
-    assert cfg.predictor_overrides == {"width": 64, "mlp_hidden": 384, "num_heads": 4, "depth": 3}
+def test_the_tiny_preset_trains_at_the_scratch_architecture_and_overrides_replace_it(tmp_path):
+    spaces = (ActionSpace.default(3), StateSpace.default(3))
+    build = lambda *options: build_predictor(  # noqa: E731
+        config_from_args(parser().parse_args([*REQUIRED, *options])), 64, 4, 2, *spaces).config
+    default = build()
+    assert (default.width, default.mlp_hidden, default.num_heads, default.depth) == (96, 384, 4, 2)
+    mine = build("--predictor-override", "depth=3", "--predictor-override", "width=64")
+    assert (mine.width, mine.mlp_hidden, mine.num_heads, mine.depth) == (64, 384, 4, 3)
+    save_checkpoint(tmp_path / "arch", predictor=load_predictor("tiny", embed_dim=64, grid_size=(4, 4), width=32,
+                                                                 num_heads=2, mlp_hidden=64))
+    assert build("--predictor", str(tmp_path / "arch")).width == 32  # a checkpoint keeps its own architecture
 
 
 def test_a_value_outside_its_range_is_a_training_error():
