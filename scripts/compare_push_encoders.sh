@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The push predictor recipe on two 8 px-patch encoders (random tiny vs pretrained_sim), same data/steps
-set -u
-cd /work/main; . .venv/bin/activate
+# Needs the recordings of scripts/make_push_model.sh (artifacts/sim_push_build/data) and writes artifacts/push_enc/.
+# Usage: scripts/compare_push_encoders.sh        (STEPS: training steps per model, default 2500)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."; . .venv/bin/activate
 export MUJOCO_GL=osmesa OMP_NUM_THREADS=1
 D=artifacts/sim_push_build/data
 for name in random pretrained; do
@@ -26,4 +28,3 @@ for name in random pretrained; do
   python -m jepa_planner.offline_push --encoder $W/train --predictor $W/train --episodes 10 --seed 0 --threads 1 \
       --json $W/offline_push.json > $W/offline_push.txt 2>&1
 done
-echo done > artifacts/push_enc/DONE
