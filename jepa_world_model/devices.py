@@ -1,6 +1,8 @@
 """Torch device names as users give them: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import ConfigError
@@ -25,4 +27,12 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"device {name!r}: CUDA is not available on this machine (use device:=auto or cpu)")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
+def training_device(name: str) -> torch.device:
+    """:func:`resolve_device` for a training process: a bare ``cuda`` means ``cuda:LOCAL_RANK`` under torchrun."""
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device

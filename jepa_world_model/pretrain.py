@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -44,7 +43,6 @@ from tqdm import tqdm
 from .checkpoint import load_strictly, save_checkpoint
 from .collapse import CollapseError, CollapseGuard, batch_moments, effective_rank, spread_from_moments
 from .dataset import Episode, ReadOptions, frame_segments, load_episodes, make_clips
-from .devices import resolve_device
 from .encoder import Encoder, load_encoder
 from .errors import WorldModelError
 from .features import layer_norm_features
@@ -53,7 +51,8 @@ from .masks import MaskBatch, MaskError, MultiBlockMask, vjepa_masks
 from .settings import SettingsError, setting
 from .settings_cli import add_settings_options, settings_values
 from .train import (CHECKPOINTS, METRICS_FILE, STATE_FILE, Dist, TrainingError, batch_indices, latest_checkpoint,
-                    make_optimizer, parse_overrides, setup_distributed)
+                    make_optimizer, parse_overrides, pick_device, read_metrics, setup_distributed,
+                    write_step_checkpoint)
 
 LOG = logging.getLogger(__name__)
 CURVE_FILE = "loss_curve.png"
@@ -264,19 +263,15 @@ def save_state(root: Path, step: int, cfg: PretrainConfig, target: Encoder, onli
                predictor: MaskPredictor, optimizer: torch.optim.Optimizer, guard: CollapseGuard,
                metadata: dict) -> Path:
     """Write ``checkpoints/step_NNNNNNN`` atomically (target encoder in our format + the training state)."""
-    final, tmp = root / f"step_{step:07d}", root / f"step_{step:07d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(tmp, encoder=exported(target), metadata={**metadata, "step": step})
     cpu = lambda module: {k: v.detach().cpu() for k, v in module.state_dict().items()}  # noqa: E731
-    torch.save({"step": step, "config": asdict(cfg), "context_encoder": cpu(online), "target_encoder": cpu(target),
-                "predictor": cpu(predictor), "optimizer": optimizer.state_dict(), "collapse_below": guard.below},
-               tmp / STATE_FILE)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    done = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
-    for old in done[:-cfg.keep_checkpoints]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+
+    def fill(tmp: Path) -> None:
+        save_checkpoint(tmp, encoder=exported(target), metadata={**metadata, "step": step})
+        torch.save({"step": step, "config": asdict(cfg), "context_encoder": cpu(online),
+                    "target_encoder": cpu(target), "predictor": cpu(predictor), "optimizer": optimizer.state_dict(),
+                    "collapse_below": guard.below}, tmp / STATE_FILE)
+
+    return write_step_checkpoint(root, step, cfg.keep_checkpoints, fill)
 
 
 def restore(checkpoint: Path, cfg: PretrainConfig, target: Encoder, online: Encoder, predictor: MaskPredictor,
@@ -296,14 +291,6 @@ def restore(checkpoint: Path, cfg: PretrainConfig, target: Encoder, online: Enco
     guard.below = int(state["collapse_below"])
     LOG.info("resuming from %s at step %d", checkpoint, state["step"])
     return int(state["step"])
-
-
-def read_metrics(path: Path, upto: int) -> list[dict]:
-    """Rows of ``metrics.jsonl`` up to step ``upto`` (a resumed run drops those after its checkpoint)."""
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["step"] <= upto]
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:
@@ -345,16 +332,6 @@ class PretrainResult:
     clips: int
 
 
-def _device(name: str) -> torch.device:
-    try:
-        device = resolve_device(name)
-    except WorldModelError as exc:
-        raise PretrainError(str(exc)) from exc
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
-
-
 def collapse_numbers(targets: torch.Tensor, ranks: Dist) -> tuple[float, float]:
     """(std across the global batch, effective rank averaged over ranks) of the target features (B, N, D)."""
     moments = batch_moments(targets)
@@ -371,7 +348,7 @@ def collapse_numbers(targets: torch.Tensor, ranks: Dist) -> tuple[float, float]:
 
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> PretrainResult:
     """Run (or resume) pretraining as configured; returns the summary. Works alone or under torchrun."""
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     ranks = setup_distributed(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)

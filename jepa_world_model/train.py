@@ -34,12 +34,11 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -48,6 +47,8 @@ from .bundle import calibrate_tolerance, encoder_record, include_weights
 from .checkpoint import init_weights, save_checkpoint
 from .config import ActionSpace, StateSpace
 from .dataset import Clips, Episode, ReadOptions, load_episodes, make_clips, space_statistics
+from .devices import training_device
+from .errors import WorldModelError
 from .encoder import load_encoder
 from .feature_cache import FeatureCache
 from .features import layer_norm_features
@@ -323,12 +324,11 @@ def setup_distributed(device: torch.device) -> Dist:
 
 
 def pick_device(name: str) -> torch.device:
-    """"auto": cuda:LOCAL_RANK when CUDA is available, else cpu."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    return torch.device(name)
+    """The training device (``auto``: cuda:LOCAL_RANK when CUDA is available, else cpu); TrainingError if absent."""
+    try:
+        return training_device(name)
+    except WorldModelError as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -360,26 +360,34 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_training_checkpoint(out: Path, step: int, total: int, predictor: ACPredictor,
-                             optimizer: torch.optim.Optimizer, cfg: TrainConfig, metadata: dict) -> Path:
-    """Write ``checkpoints/step_NNNNNNN`` atomically (built as .tmp, then renamed) and prune old ones."""
-    root = out / CHECKPOINTS
-    final = root / f"step_{step:07d}"
-    tmp = root / f"step_{step:07d}.tmp"
+def write_step_checkpoint(root: Path, step: int, keep: int, fill: Callable[[Path], None]) -> Path:
+    """Write ``root/step_NNNNNNN`` atomically (``fill`` writes into a .tmp directory, then it is renamed) and keep
+    only the newest ``keep`` complete ones."""
+    final, tmp = root / f"step_{step:07d}", root / f"step_{step:07d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(tmp, predictor=predictor, metadata={**metadata, "step": step})
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(), "config": asdict(cfg),
-                "scheduler": {"kind": "warmup_hold_linear_decay", "step": step, "total": total},
-                "data_position": step * cfg.batch_size}, tmp / STATE_FILE)
+    fill(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     done = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
-    for old in done[:-cfg.keep_checkpoints]:
+    for old in done[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def _read_metrics(path: Path, upto: int) -> list[dict]:
+def save_training_checkpoint(out: Path, step: int, total: int, predictor: ACPredictor,
+                             optimizer: torch.optim.Optimizer, cfg: TrainConfig, metadata: dict) -> Path:
+    """The periodic checkpoint ``checkpoints/step_NNNNNNN``: predictor, optimizer, RNG and schedule state."""
+    def fill(tmp: Path) -> None:
+        save_checkpoint(tmp, predictor=predictor, metadata={**metadata, "step": step})
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(), "config": asdict(cfg),
+                    "scheduler": {"kind": "warmup_hold_linear_decay", "step": step, "total": total},
+                    "data_position": step * cfg.batch_size}, tmp / STATE_FILE)
+
+    return write_step_checkpoint(out / CHECKPOINTS, step, cfg.keep_checkpoints, fill)
+
+
+def read_metrics(path: Path, upto: int) -> list[dict]:
+    """Rows of ``metrics.jsonl`` up to step ``upto`` (a resumed run drops those after its checkpoint)."""
     if not path.is_file():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -501,7 +509,7 @@ def finish(out: Path, cfg: TrainConfig, encoder: nn.Module, predictor: ACPredict
                     metadata={**metadata, **planning_tolerance_metadata(cfg, data), "step": total,
                               "final_loss": final_loss, "verdict": verdict})
     save_training_checkpoint(out, total, total, predictor, optimizer, cfg, metadata)
-    plot_loss_curve(_read_metrics(out / METRICS_FILE, total), out / CURVE_FILE)
+    plot_loss_curve(read_metrics(out / METRICS_FILE, total), out / CURVE_FILE)
     LOG.info("trained %d steps; final loss %.5f; checkpoint in %s (encoder %s)", total, final_loss, out,
              "weights included" if with_encoder else f"by reference: {metadata['encoder']['source']}")
 
@@ -556,7 +564,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                 "encoder": encoder_record(encoder, cfg.encoder, encoder_overrides),
                 "state_names": list(data.state_names), "clips": len(data), "total_steps": total}
 
-    rows = _read_metrics(out / METRICS_FILE, start) if ranks.main else []
+    rows = read_metrics(out / METRICS_FILE, start) if ranks.main else []
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
