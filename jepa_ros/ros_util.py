@@ -1,7 +1,7 @@
 """Small ROS 2 helpers shared by the nodes: QoS profiles, declared parameters, stamps and /diagnostics."""
 from __future__ import annotations
 
-import dataclasses
+import signal
 from typing import Any, Callable, Sequence, TypeVar
 
 import rclpy
@@ -13,6 +13,7 @@ from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedE
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rclpy.signals import SignalHandlerOptions
 
 from jepa_world_model.settings import SettingsError, check_value, describe, settings_fields
 
@@ -91,9 +92,20 @@ def declare_settings(node: Node, cls: type[SettingsT], overrides: dict[str, Any]
 
 def run_node(make_node: Callable[[], Node], name: str, args: Sequence[str] | None = None, *,
              make_executor: Callable[[], Executor] = SingleThreadedExecutor,
-             startup_errors: tuple[type[BaseException], ...] = (ValueError, ParameterException)) -> int:
-    """Init rclpy, build the node, spin until Ctrl-C/SIGTERM, clean up; exit code 0, or 2 if it cannot start."""
-    rclpy.init(args=args)
+             startup_errors: tuple[type[BaseException], ...] = (ValueError, ParameterException),
+             own_signals: bool = False) -> int:
+    """Init rclpy, build the node, spin until Ctrl-C/SIGTERM, clean up; exit code 0, or 2 if it cannot start.
+
+    `own_signals`: SIGINT/SIGTERM raise KeyboardInterrupt in the spinning thread instead of rclpy shutting the
+    context down from its signal handler, so the node is torn down only between callbacks (for nodes holding
+    native resources, such as the sim's GL renderer).
+    """
+    if own_signals:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _raise_keyboard_interrupt)
+    else:
+        rclpy.init(args=args)
     try:
         node = make_node()
     except startup_errors as exc:
@@ -111,6 +123,10 @@ def run_node(make_node: Callable[[], Node], name: str, args: Sequence[str] | Non
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _raise_keyboard_interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def stamp_seconds(stamp) -> float:

@@ -394,7 +394,7 @@ class SimNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m jepa_ros.nodes.sim_node`` / the ``sim_node`` console script (2: cannot start)."""
-    return run_node(SimNode, NODE_NAME, args)
+    return run_node(SimNode, NODE_NAME, args, own_signals=True)
 
 
 if __name__ == "__main__":
