@@ -326,17 +326,21 @@ SIM_TASKS = ("reach", "push")
 #: Task "reach": per-episode step sizes (m per axis) cycled by `jepa record --sim`: half large moves, then 1.5 cm
 #: and 0.5 cm ones, as scripts/make_default_model.sh recorded for the shipped model.
 REACH_STEP_MIX = (0.04, 0.04, 0.015, 0.005)
+#: Task "push": two thirds of the episodes pushed with steps of up to 2 cm, one third with 1 cm (finer moves near
+#: contact), the mix scripts/make_push_model.sh records.
+PUSH_STEP_MIX = (0.02, 0.02, 0.01)
+#: The default step mix of each task.
+STEP_MIXES = {"reach": REACH_STEP_MIX, "push": PUSH_STEP_MIX}
 
 
 @dataclass(frozen=True)
 class SimRecordingConfig:
     """Play of the built-in arm. Task "reach": each step moves the EE by a random displacement of up to
-    ``max_step`` m per axis (steered back when the next position would leave the workspace); with
-    ``reach_step_mix`` given, episode i uses ``reach_step_mix[i % len]`` instead, so that a model learns the large
-    moves and the fine ones near a goal (:data:`REACH_STEP_MIX`, what the shipped model saw). Task "push": a puck
+    ``max_step`` m per axis (steered back when the next position would leave the workspace). Task "push": a puck
     on the table and the table camera; each episode is a random push task (``jepa_sim.push``) played by the
     noisy scripted pusher (steps of up to ``max_step`` m, x-y noise ``push_noise`` m, a random step with
-    probability ``random_prob``)."""
+    probability ``random_prob``). With ``step_mix`` given, episode i uses ``step_mix[i % len]`` as its
+    ``max_step``, so that a model learns the large moves and the fine ones (:data:`STEP_MIXES`)."""
 
     image_size: int = 64
     max_step: float = 0.04
@@ -346,17 +350,20 @@ class SimRecordingConfig:
     task: str = "reach"
     push_noise: float = 0.003
     random_prob: float = 0.15
-    reach_step_mix: tuple[float, ...] = ()
+    step_mix: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in SIM_TASKS:
             raise RecordingError(f"task must be one of {list(SIM_TASKS)}, got {self.task!r}")
-        if any(not step > 0 for step in self.reach_step_mix):
-            raise RecordingError(f"reach_step_mix must hold positive step sizes in m, got {self.reach_step_mix!r}")
+        if any(not step > 0 for step in self.step_mix):
+            raise RecordingError(f"step_mix must hold positive step sizes in m, got {self.step_mix!r}")
+        if not 0.0 <= self.push_noise < 0.05 or not 0.0 <= self.random_prob <= 1.0:
+            raise RecordingError(f"push_noise must be in [0, 0.05) m and random_prob in [0, 1], got "
+                                 f"{self.push_noise!r} and {self.random_prob!r}")
 
-    def reach_step(self, episode: int) -> float:
-        """Task "reach": the largest per-axis displacement (m) of one step in episode ``episode``."""
-        mix = self.reach_step_mix
+    def step(self, episode: int) -> float:
+        """The largest per-axis displacement (m) of one step in episode ``episode``."""
+        mix = self.step_mix
         return mix[episode % len(mix)] if mix else self.max_step
 
 
@@ -395,7 +402,7 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
             if push:
                 task = sample_push_task(sim, rng)
                 start_episode(sim, task)
-                pusher = ScriptedPusher(task, rng, config.max_step, config.push_noise, config.random_prob)
+                pusher = ScriptedPusher(task, rng, config.step(episode), config.push_noise, config.random_prob)
             else:
                 sim.reset(sim.ik(sim.sample_target(rng)))
             path = out_dir / f"episode_{episode:04d}.mcap"
@@ -426,7 +433,7 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
                     if pusher is not None:
                         delta = pusher.action(position, sim.object_position()[:2])
                     else:
-                        delta = _random_delta(rng, position, low, high, config.reach_step(episode))
+                        delta = _random_delta(rng, position, low, high, config.step(episode))
                     writer.write(TWIST_TOPIC, make_message(TWIST_TYPE, stamp, "base_link",
                                                            linear=delta / config.control_period), stamp)
                     sim.move_ee_by(delta)

@@ -214,4 +214,22 @@ def test_record_sim_cycles_the_step_sizes_of_the_default_mix(tmp_path, capsys):
     assert largest[0] > 0.01 and largest[1] > 0.01  # 4 cm per axis at most
     assert 0.002 < largest[2] < 0.017 and largest[3] < 0.006, largest  # 1.5 cm, then 0.5 cm
     assert jepa_main(["record", "--sim", "--out", str(tmp_path / "bad"), "--max-step", "0.01", "-0.02"]) == 2
-    assert "reach_step_mix must hold positive step sizes" in capsys.readouterr().err
+    assert "step_mix must hold positive step sizes" in capsys.readouterr().err
+
+
+def test_record_sim_push_records_scripted_pushes_with_the_puck_pose(tmp_path, capsys):
+    jepa_in_process("record", "--sim", "--task", "push", "--out", str(tmp_path / "push"), "--episodes", "3",
+                    "--steps", "6", "--seed", "2")
+    assert "recorded 3 push episodes" in capsys.readouterr().out
+    paths = sorted((tmp_path / "push").glob("episode_*.mcap"))
+    with open(paths[0], "rb") as f:
+        summary = make_reader(f).get_summary()
+    topics = {c.id: c.topic for c in summary.channels.values()}
+    counts = {topics[k]: v for k, v in summary.statistics.channel_message_counts.items()}
+    assert counts["/object_pose"] == counts["/camera/image_raw"] == 7
+    episodes, _ = load_episodes([tmp_path / "push"])
+    largest = [float(np.abs(np.diff(e.states[:, :2], axis=0)).max()) for e in episodes]
+    assert max(largest[:2]) > 0.011 and largest[2] <= 0.01 + 2e-3, largest  # the 2 cm, 2 cm, 1 cm mix
+    assert jepa_main(["record", "--sim", "--task", "push", "--out", str(tmp_path / "bad"),
+                      "--random-prob", "1.5"]) == 2
+    assert "random_prob in [0, 1]" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from std_srvs.srv import Trigger
 
 from jepa_ros.ros_util import OK, WARN, Diagnostics, declare_settings, reliable_qos, run_node, sensor_qos
 from jepa_world_model.recorder_settings import RecorderSettings
-from jepa_world_model.recording import (REACH_STEP_MIX, EpisodeWriter, RecordingError, SimRecordingConfig,
+from jepa_world_model.recording import (SIM_TASKS, STEP_MIXES, EpisodeWriter, RecordingError, SimRecordingConfig,
                                         message_definition, next_episode_index, record_sim_episodes)
 from jepa_world_model.settings import make_settings
 from jepa_world_model.settings_cli import add_settings_options, settings_values
@@ -199,16 +199,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", dest="output_dir", help="same as --output-dir")
     sim = SimRecordingConfig()
     parser.add_argument("--sim", action="store_true",
-                        help="no robot, no ROS graph: record random play of the built-in simulation directly (the "
-                             "same topics and files as recording the sim node; off by default)")
+                        help="no robot, no ROS graph: record play of the built-in simulation directly (the same "
+                             "topics and files as recording the sim node; off by default)")
+    parser.add_argument("--task", choices=SIM_TASKS, default="reach",
+                        help="--sim: 'reach' (random moves of the arm) or 'push' (noisy scripted pushes of the puck, "
+                             "with /object_pose; table camera) (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=20, help="--sim: number of episodes (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=20, help="--sim: actions per episode (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="--sim: random seed (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=sim.image_size,
                         help="--sim: camera image size in px (default: %(default)s)")
-    parser.add_argument("--max-step", type=float, nargs="+", default=list(REACH_STEP_MIX), metavar="M",
+    parser.add_argument("--max-step", type=float, nargs="+", default=None, metavar="M",
                         help="--sim: largest EE displacement per step and axis in m; several values are cycled "
-                             "episode by episode, large moves and fine ones near a goal (default: %(default)s)")
+                             "episode by episode, large moves and fine ones (default: "
+                             + "; ".join(f"{task} {' '.join(map(str, mix))}" for task, mix in STEP_MIXES.items())
+                             + ")")
+    parser.add_argument("--push-noise", type=float, default=sim.push_noise,
+                        help="--sim --task push: std of the x-y noise added to each scripted step, m "
+                             "(default: %(default)s)")
+    parser.add_argument("--random-prob", type=float, default=sim.random_prob,
+                        help="--sim --task push: probability of a purely random step (default: %(default)s)")
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
@@ -223,13 +233,14 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         return 2
     if args.sim:
         try:
-            config = SimRecordingConfig(image_size=args.image_size, chunk_size=settings.chunk_size,
-                                        reach_step_mix=tuple(args.max_step))
+            config = SimRecordingConfig(image_size=args.image_size, chunk_size=settings.chunk_size, task=args.task,
+                                        step_mix=tuple(args.max_step or STEP_MIXES[args.task]),
+                                        push_noise=args.push_noise, random_prob=args.random_prob)
         except RecordingError as exc:
             print(f"jepa record: {exc}", file=sys.stderr)
             return 2
         paths = record_sim_episodes(settings.output_dir, args.episodes, args.steps, args.seed, config)
-        print(f"recorded {len(paths)} episodes to {settings.output_dir}")
+        print(f"recorded {len(paths)} {args.task} episodes to {settings.output_dir}")
         return 0
     overrides = dataclasses.asdict(settings)
     return run_node(lambda: RecorderNode(overrides), NODE_NAME, None, startup_errors=startup_errors)
