@@ -39,6 +39,7 @@ from jepa_planner.action_space import ActionSpaceError
 from jepa_planner.cem import ENERGY_MODES, CEMConfig, CEMConfigError, CEMPlanner, PlanResult, shift_warm_start
 from jepa_planner.energy import l1_energy
 from jepa_planner.goals import GoalSequence, GoalSequenceError
+from jepa_planner.held_actions import HeldActions
 from jepa_world_model.devices import resolve_device
 from jepa_world_model.image_encoding import CROP_MODES
 from jepa_world_model.settings import setting
@@ -88,6 +89,10 @@ class PlannerSettings:
                         high=2**31 - 1)
     energy_mode: str = setting(_CEM["energy_mode"], "CEM ranking: final = last step's energy, all = mean over "
                                "steps", choices=ENERGY_MODES)
+    lookahead_steps: int = setting(1, "score each planned action as if it were held for this many control steps "
+                                   "(a straight-line lookahead, jepa_planner.held_actions; horizon x "
+                                   "lookahead_steps <= the predictor's max horizon); only the first step is "
+                                   "executed before the next plan; 1 = off", low=1, high=1024)
     early_stop_patience: int = setting(_CEM["early_stop_patience"], "stop CEM after this many iterations without "
                                        "improvement; 0 = always run every iteration", low=0, high=10_000)
     early_stop_rtol: float = setting(_CEM["early_stop_rtol"], "relative energy improvement below which an "
@@ -419,7 +424,8 @@ class MPCLoop:
         frozen = [name for name in changed if PlannerSettings.__dataclass_fields__[name].metadata["read_only"]]
         if frozen:
             raise PlannerSetupError(f"read-only setting(s) {', '.join(frozen)} cannot change")
-        if cem_config(settings, self.models.action_space) != self.planner.config:
+        if cem_config(settings, self.models.action_space) != self.planner.config or \
+                settings.lookahead_steps != self.settings.lookahead_steps:
             self.planner, self._warm = _planner(self.models, settings), None
         self.settings = settings
         self.inputs.max_future_ns = int(settings.max_future_stamp * _NS)
@@ -670,8 +676,10 @@ def _planner(models: PlannerModels, settings: PlannerSettings) -> CEMPlanner:
     """The CEM planner over the models' predictor for `settings`; PlannerSetupError says what is wrong."""
     config = cem_config(settings, models.action_space)
     try:
-        return CEMPlanner(models.predictor, l1_energy, config)
-    except CEMConfigError as exc:
+        model = models.predictor if settings.lookahead_steps == 1 else \
+            HeldActions(models.predictor, settings.lookahead_steps)
+        return CEMPlanner(model, l1_energy, config)
+    except ValueError as exc:  # CEMConfigError, or a hold longer than the predictor's horizon
         raise PlannerSetupError(f"invalid planner settings: {exc}") from exc
 
 
