@@ -22,8 +22,10 @@ timing; the JSON also lists every problem's seed and both final energies. `--mod
   the episode's start, goal = the first goal image of the push protocol, "behind" (the puck where it starts, the
   end effector behind it on the push line), which is the image the deployed loop plans against from that
   frame. The planner is the push deployment's (config/planner_push.yaml over the defaults, as
-  `jepa_planner.offline_push` runs it): horizon 2 and dz held at 0 (`fixed_dims`, applied by our planner's action
-  constraints; the reference gets the held dim as a box of zero width, so its clipping holds it too).
+  `jepa_planner.offline_push` runs it): horizon 1, dz held at 0 (`fixed_dims`, applied by our planner's action
+  constraints; the reference gets the held dim as a box of zero width, so its clipping holds it too), and each
+  candidate scored as if held for 5 control steps (`lookahead_steps`): both planners roll out the same
+  `HeldActions` model, so they solve the same problem.
 
 Rows, per model (sharing the reference runs):
 - "reference": the paper's setting (800 samples x 10 iterations, top 10, momentum 0.15: `reference.PAPER`) in
@@ -260,7 +262,13 @@ class TrainedProblems:
         encoder, predictor = load_models(name, name)
         self.loop = ReachLoop(encoder, predictor, push_settings() if self.task == "push" else reach_settings())
         self.config: CEMConfig = self.loop.loop.planner.config
-        self.model = predictor.to(device).eval()
+        self.predictor = predictor.to(device).eval()
+        # what the deployed planner rolls out: the predictor, or HeldActions over it (lookahead_steps > 1), so
+        # that ours and the reference score the same candidates
+        self.model = self.loop.loop.planner.model
+        steps = self.loop.loop.settings.lookahead_steps
+        if steps > 1:
+            self.kind += f", actions held {steps} steps"
         self.device = device
         self.info: dict[int, dict] = {}
         self._sim: Any = None
@@ -397,9 +405,10 @@ def _row(problems: Any, setting: Setting, device: str, ours: list[tuple], ref: l
         "samples": cfg.samples, "iterations": cfg.iterations, "elites": cfg.elites,
         "keep_elites": cfg.keep_elites, "early_stop_patience": cfg.early_stop_patience, "horizon": cfg.horizon,
         "action_low": [float(v) for v in cfg.low], "action_high": [float(v) for v in cfg.high],
-        "fixed_dims": {problems.model.action_space.names[k]: float(v)
+        "fixed_dims": {problems.model.config.action_space.names[k]: float(v)
                        for k, v in sorted(cfg.fixed_dims.items())},
         "reference_action_low": list(r.low), "reference_action_high": list(r.high),
+        "lookahead_steps": getattr(problems.model, "steps", 1),
         "iterations_run": iters, "sequences_evaluated": seqs,
         "ms_per_action": ms, "final_energy": energy,
         "reference_samples": r.samples, "reference_iterations": r.iterations, "reference_elites": r.elites,

@@ -26,6 +26,11 @@ class HeldActions:
         self.model, self.steps = model, steps
         self.max_horizon = model.max_horizon // steps
 
+    @property
+    def config(self) -> Any:
+        """The wrapped model's configuration (token, feature and action sizes do not change)."""
+        return self.model.config
+
     def _held(self, actions: torch.Tensor) -> torch.Tensor:
         return actions.repeat_interleave(self.steps, dim=1)
 

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from jepa_planner.held_actions import HeldActions
 from jepa_planner.bench import (ModelSize, TrainedProblems, build_model, final_energy, make_problem,
                                 reference_box, trained_settings)
 from jepa_planner.cem import CEMConfig, CEMPlanner
@@ -76,10 +77,12 @@ def trained():
 
 def test_trained_problems_are_real_deterministic_and_use_the_deployed_planner(trained, one_torch_thread):
     reach, push = trained["default"], trained["push_default"]
-    # The deployed planners: reach at the defaults (horizon 1, the model's box); push horizon 2 with dz held at 0.
-    assert reach.config.horizon == 1 and not reach.config.fixed_dims
-    assert tuple(reach.config.low) == tuple(reach.model.action_space.low)
-    assert push.config.horizon == 2 and dict(push.config.fixed_dims) == {2: 0.0}
+    # The deployed planners: reach at the defaults (horizon 1, the model's box); push horizon 1 with dz held at 0,
+    # each action scored held for 5 steps (both planners roll out the same held actions).
+    assert reach.config.horizon == 1 and not reach.config.fixed_dims and reach.model is reach.predictor
+    assert tuple(reach.config.low) == tuple(reach.predictor.action_space.low)
+    assert push.config.horizon == 1 and dict(push.config.fixed_dims) == {2: 0.0}
+    assert isinstance(push.model, HeldActions) and push.model.steps == 5 and push.model.model is push.predictor
     low, high = reference_box(push.config)
     assert low[2] == high[2] == 0.0
     assert low[:2] == tuple(push.config.low[:2]) and high[:2] == tuple(push.config.high[:2])
@@ -89,7 +92,7 @@ def test_trained_problems_are_real_deterministic_and_use_the_deployed_planner(tr
         problems.make(problems.config.horizon, seed=1002)  # another problem in between changes nothing
         again = problems.make(problems.config.horizon, seed=1001)
         other = problems.make(problems.config.horizon, seed=1002)
-        n, d = problems.model.config.tokens_per_frame, problems.model.config.embed_dim
+        n, d = problems.predictor.config.tokens_per_frame, problems.predictor.config.embed_dim
         context, state, goal = first
         assert context.shape == (1, 1, n, d) and state.shape == (1, 1, 3) and goal.shape == (n, d)
         for a, b in zip(first, again):
@@ -103,7 +106,7 @@ def test_trained_problems_are_real_deterministic_and_use_the_deployed_planner(tr
     # A fresh builder (models loaded by name again, a new sim) gives the same problem.
     fresh = TrainedProblems("push_default", "cpu")
     try:
-        for a, b in zip(fresh.make(2, seed=1001), push.make(2, seed=1001)):
+        for a, b in zip(fresh.make(1, seed=1001), push.make(1, seed=1001)):
             assert torch.equal(a, b)
     finally:
         fresh.close()
@@ -115,7 +118,7 @@ def test_bench_cli_quick_trained_rows_plan_on_the_same_real_problems(tmp_path, c
                       "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "| reference (quick) | default | cpu | reach sim, goal image | 1 |" in out
-    assert "| project-default (quick) | push_default | cpu | push sim, 'behind' image | 2 (dz=0) |" in out
+    assert "| project-default (quick) | push_default | cpu | push sim, 'behind' image, actions held 5 steps | 1 (dz=0) |" in out
     rows = json.loads(path.read_text())["results"]
     assert [(r["model"], r["setting"]) for r in rows] == [
         (m, s) for m in ("default", "push_default") for s in ("reference (quick)", "project-default (quick)")]
