@@ -3,7 +3,7 @@
 State is the end-effector (EE) position [x, y, z] in metres in the base frame ("base_link"); an action is an EE
 displacement executed as a Cartesian velocity servo for one control period. Two tasks share the arm: ``reach``
 (``arm.xml``, oblique "scene" camera) and ``push`` (``arm_push.xml``: the same arm plus a puck on a free joint that
-the EE sphere can push, and a "table" camera looking straight down on the table). The servo keeps a joint-space
+the EE sphere can push, and a "table" camera framed obliquely on the table). The servo keeps a joint-space
 reference that it moves with damped-least-squares (DLS) inverse kinematics on the reference's own kinematics;
 the simulated joints track that reference with PD position/velocity servos (see ``arm.xml``).
 

@@ -5,11 +5,10 @@
 #      push tasks from jepa_sim.push played by its noisy ScriptedPusher, table camera, /object_pose recorded too):
 #      600 episodes of 30 steps of up to 2 cm per axis and 300 of up to 1 cm (finer moves near contact);
 #   2. write the frozen encoder (ENCODER, default: the "tiny" preset randomly initialised with seed 0, 16 px
-#      patches: 16 tokens of 64 features for a 64 px image; a patch covers 12.5 cm of the table, the 6 cm puck
-#      about half of one) and the predictor architecture (width 96, depth 2, 4x4 token grid) as checkpoint
-#      directories. 8 px patches (64 tokens) see the puck no better under the L1 energy and plan 4-7x slower
-#      (an 8 px model trained the same way had a held-out rollout/no-motion ratio of 0.74 against 0.42 and pushed
-#      0/20 on seed 0);
+#      patches: 16 tokens of 64 features for a 64 px image) and the predictor architecture (width 96, depth 2,
+#      4x4 token grid) as checkpoint directories. 8 px patches (64 tokens) planned 4-7x slower (with the earlier
+#      straight-down camera an 8 px model trained the same way had a held-out rollout/no-motion ratio of 0.74
+#      against 0.42 and pushed 0/20 on seed 0);
 #   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.train`);
 #   4. copy the result into the package and check it closed-loop (python -m jepa_planner.offline_push).
 # Usage: scripts/make_push_model.sh [WORK_DIR]            (default WORK_DIR: artifacts/sim_push_build)
@@ -17,8 +16,8 @@
 # default 8000), ENCODER (an encoder checkpoint directory to use instead of the random tiny one, e.g. one made by
 # `jepa pretrain`; it must make 64 px images into a token grid the predictor's GRID matches, GRID default 4),
 # SKIP_EVAL=1 skips step 4's check. Recorded episodes already in WORK_DIR/data are reused.
-# Measured 2026-12-01 on the project's 2 shared cores: recording about 5 min (the two sets in turn here; run at
-# the same time they took 4.5 min), training 8000 steps 590 s on one core (feature caching included).
+# Measured 2026-12-01 on the project's 2 cores: recording the two sets at the same time took about 3.5 min,
+# training 8000 steps 555 s on one core (feature caching included).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -17,8 +17,7 @@ from jepa_ros.stack import Stack, wait_until
 from jepa_sim.arm_sim import PUSH_HEIGHT
 from jepa_sim.push import PushTask
 
-# A 5 cm push away from the base (seed 1, episode 1 of `jepa eval --task push`: 16 steps there; offline with these
-# budgets the puck ends 1.3 cm from its target). The end effector starts 6 cm from the "behind" pose.
+# A 5 cm push away from the base (offline with these budgets the puck ends 0.7 cm from its target). The end effector starts 6 cm from the "behind" pose.
 TASK = PushTask(object_start=(0.35, -0.09), target=(0.39, -0.12), ee_start=(0.22, -0.035, PUSH_HEIGHT))
 
 
