@@ -16,7 +16,7 @@
 # default 8000), ENCODER (an encoder checkpoint directory to use instead of the random tiny one, e.g. one made by
 # `jepa pretrain`; it must make 64 px images into a token grid the predictor's GRID matches, GRID default 4),
 # SKIP_EVAL=1 skips step 4's check. Recorded episodes already in WORK_DIR/data are reused.
-# Measured 2026-12-01 on the project's 2 cores: recording the two sets at the same time took about 3.5 min,
+# Measured 2026-12-01 on the project's 2 cores: recording the two sets at the same time took about 3 min,
 # training 8000 steps 555 s on one core (feature caching included).
 set -euo pipefail
 
