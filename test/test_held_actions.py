@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_planner.cem import CEMConfig, CEMPlanner
+from jepa_planner.cem import CEMConfig, CEMConfigError, CEMPlanner
 from jepa_planner.energy import l1_energy
 from jepa_planner.held_actions import HeldActions
 from jepa_planner.mpc import MPCLoop, PlannerModels, PlannerSettings, PlannerSetupError
@@ -57,7 +57,7 @@ def test_bad_holds_are_refused(predictor):
         HeldActions(predictor, 0)
     with pytest.raises(ValueError, match="predicts 8"):
         HeldActions(predictor, predictor.max_horizon + 1)
-    with pytest.raises(Exception, match="longer than model.max_horizon"):
+    with pytest.raises(CEMConfigError, match="longer than model.max_horizon"):
         CEMPlanner(HeldActions(predictor, 4), l1_energy, CEMConfig(low=[-0.02] * 3, high=[0.02] * 3, horizon=3))
 
 

@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from jepa_planner.held_actions import HeldActions
 from jepa_planner.bench import (ModelSize, TrainedProblems, build_model, final_energy, make_problem,
                                 reference_box, trained_settings)
 from jepa_planner.cem import CEMConfig, CEMPlanner
 from jepa_planner.energy import l1_energy
+from jepa_planner.held_actions import HeldActions
 from jepa_planner.reference import reference_cem
 from jepa_ros.cli import main as jepa_main
 
