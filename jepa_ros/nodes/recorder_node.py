@@ -225,7 +225,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """`jepa record` (with parsed options) or the recorder_node entry point (ROS arguments); 2: cannot start."""
     startup_errors = (ValueError, ParameterException, OSError)
     if not isinstance(args, argparse.Namespace):
-        return run_node(RecorderNode, NODE_NAME, args, startup_errors=startup_errors)
+        return run_node(RecorderNode, NODE_NAME, args, startup_errors=startup_errors, own_signals=True)
     try:
         settings = make_settings(RecorderSettings, settings_values(RecorderSettings, args))
     except ValueError as exc:
@@ -243,7 +243,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         print(f"recorded {len(paths)} {args.task} episodes to {settings.output_dir}")
         return 0
     overrides = dataclasses.asdict(settings)
-    return run_node(lambda: RecorderNode(overrides), NODE_NAME, None, startup_errors=startup_errors)
+    return run_node(lambda: RecorderNode(overrides), NODE_NAME, None, startup_errors=startup_errors, own_signals=True)
 
 
 if __name__ == "__main__":
