@@ -156,6 +156,7 @@ def trained_settings(deployed: CEMConfig, quick: bool = False) -> tuple[Setting,
     horizon are kept in every row; the reference runs at that horizon in the same box)."""
     low, high = reference_box(deployed)
     h = deployed.horizon
+    deployed = dataclasses.replace(deployed, energy_mode="final")  # the reference ranks by the final frame
     if quick:
         small = Reference(samples=64, iterations=2, elites=8, horizon=h, low=low, high=high)
         return (Setting("reference (quick)", _derived(deployed, samples=64, iterations=2, elites=8), small),
@@ -172,6 +173,7 @@ class _CountingModel:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.max_horizon = model.max_horizon
+        self.frames_per_action = getattr(model, "frames_per_action", 1)
         self.sequences = 0
 
     def rollout(self, context: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -4,18 +4,21 @@ A pushing arm that plans one 2 cm step at a time through an energy landscape tha
 curved paths, and a curved approach pushes the object off-centre. Scored by where holding it for ``steps`` control
 steps leads, a candidate action is a straight line of up to ``steps`` times the action box, so the planner picks
 the straight move towards the goal; the receding horizon still executes only the first control step and replans.
+With the planner's ``energy_mode`` "closest" a candidate is scored at the frame of its hold closest to the goal, so
+a goal nearer than a full hold is not scored as overshot.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 
 class HeldActions:
     """A dynamics model (``jepa_planner.cem.DynamicsModel``) over ``model`` whose every action lasts ``steps``
-    control steps: actions (B, H, A) are rolled out as (B, H * steps, A) and the prediction at the end of each
-    hold is returned, (B, H, N, D). ``max_horizon`` is the model's divided by ``steps``."""
+    control steps: actions (B, H, A) are rolled out as (B, H * steps, A) and every predicted frame is returned,
+    (B, H * steps, N, D), the last of each action's ``steps`` frames (``frames_per_action``) being where its hold
+    ends. ``max_horizon`` is the model's divided by ``steps``."""
 
     def __init__(self, model: Any, steps: int) -> None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -24,6 +27,7 @@ class HeldActions:
             raise ValueError(f"holding each action {steps} steps needs a model that predicts {steps} steps ahead; "
                              f"this one predicts {model.max_horizon}")
         self.model, self.steps = model, steps
+        self.frames_per_action = steps
         self.max_horizon = model.max_horizon // steps
 
     @property
@@ -34,22 +38,24 @@ class HeldActions:
     def _held(self, actions: torch.Tensor) -> torch.Tensor:
         return actions.repeat_interleave(self.steps, dim=1)
 
-    def _ends(self, predictions: torch.Tensor) -> torch.Tensor:
-        return predictions[:, self.steps - 1::self.steps]
-
     def rollout(self, context: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """context (1,C,N,D), state (1,C,S), actions (B,H,A) -> predictions at the end of each hold (B,H,N,D)."""
-        return self._ends(self.model.rollout(context, state, self._held(actions)))
+        """context (1,C,N,D), state (1,C,S), actions (B,H,A) -> the predictions of every held step (B,H*steps,N,D)."""
+        return self.model.rollout(context, state, self._held(actions))
 
     def prepare_context(self, context: torch.Tensor, state: torch.Tensor) -> "_PreparedHeld":
-        """The model's prepared context (work shared by all samples done once), rolled out with held actions."""
-        return _PreparedHeld(self, self.model.prepare_context(context, state))
+        """The model's prepared context (work shared by all samples done once, when the model can prepare one),
+        rolled out with held actions."""
+        prepare = getattr(self.model, "prepare_context", None)
+        if not callable(prepare):
+            return _PreparedHeld(self, lambda actions: self.model.rollout(context, state, actions), None)
+        prepared = prepare(context, state)
+        return _PreparedHeld(self, prepared.rollout, getattr(prepared, "preferred_batch", None))
 
 
 class _PreparedHeld:
-    def __init__(self, held: HeldActions, prepared: Any) -> None:
-        self.held, self.prepared = held, prepared
-        self.preferred_batch = getattr(prepared, "preferred_batch", None)
+    def __init__(self, held: HeldActions, rollout: Callable[[torch.Tensor], torch.Tensor],
+                 preferred_batch: int | None) -> None:
+        self.held, self._rollout, self.preferred_batch = held, rollout, preferred_batch
 
     def rollout(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.held._ends(self.prepared.rollout(self.held._held(actions)))
+        return self._rollout(self.held._held(actions))

@@ -88,7 +88,8 @@ class PlannerSettings:
     seed: int = setting(_CEM["seed"], "CEM random seed (the stream restarts with every ReachGoal)", low=0,
                         high=2**31 - 1)
     energy_mode: str = setting(_CEM["energy_mode"], "CEM ranking: final = last step's energy, all = mean over "
-                               "steps", choices=ENERGY_MODES)
+                               "steps, closest = lowest energy of any predicted frame (with lookahead_steps > 1: "
+                               "where a held action comes closest to the goal)", choices=ENERGY_MODES)
     lookahead_steps: int = setting(1, "score each planned action as if it were held for this many control steps "
                                    "(a straight-line lookahead, jepa_planner.held_actions; horizon x "
                                    "lookahead_steps <= the predictor's max horizon); only the first step is "

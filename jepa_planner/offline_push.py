@@ -36,10 +36,11 @@ from jepa_world_model.settings import make_settings
 PUSH_MODEL = "push_default"
 PLANNER_PUSH_YAML = Path(__file__).resolve().parents[1] / "config" / "planner_push.yaml"
 #: control steps per goal image: ("behind", "target") for two images, ("target",) for one
-PUSH_BUDGETS = {2: (20, 30), 1: (50,)}
-#: energy at or below which a goal image counts as reached: "behind" (end effector about 1 cm from its pose with
-#: the shipped encoder), "target" (about 0.5 cm for the puck); see the model's README
-PUSH_TOLERANCES = {"behind": 0.07, "target": 0.05}
+PUSH_BUDGETS = {2: (30, 30), 1: (50,)}
+#: energy at or below which a goal image counts as reached, for the shipped model and camera: "behind" (the end
+#: effector about 0.7 cm from its pose), "target" (the end effector about 0.6 cm from its pose with the puck at the
+#: target, or the puck 3 cm off with the end effector on its pose); see the model's README
+PUSH_TOLERANCES = {"behind": 0.05, "target": 0.05}
 
 
 @dataclass

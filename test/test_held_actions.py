@@ -28,7 +28,7 @@ def problem(predictor):
     return context, state, actions
 
 
-def test_each_action_is_rolled_out_held_and_scored_at_the_end_of_its_hold(predictor, problem):
+def test_each_action_is_rolled_out_held_with_every_frame_returned(predictor, problem):
     context, state, actions = problem
     held = HeldActions(predictor, 3)
     with torch.inference_mode():
@@ -36,10 +36,10 @@ def test_each_action_is_rolled_out_held_and_scored_at_the_end_of_its_hold(predic
         spelled_out = actions[:, [0, 0, 0, 1, 1, 1]]   # a1 a1 a1 a2 a2 a2
         full = predictor.rollout(context, state, spelled_out)
         prepared = held.prepare_context(context, state).rollout(actions)
-    assert got.shape == (6, 2, *context.shape[2:])
-    torch.testing.assert_close(got, full[:, [2, 5]])
+    assert got.shape == (6, 6, *context.shape[2:])
+    torch.testing.assert_close(got, full)
     torch.testing.assert_close(prepared, got, rtol=1e-4, atol=1e-5)
-    assert held.max_horizon == predictor.max_horizon // 3
+    assert held.max_horizon == predictor.max_horizon // 3 and held.frames_per_action == 3
 
 
 def test_holding_differs_from_one_step_and_one_step_is_the_model(predictor, problem):
@@ -49,7 +49,7 @@ def test_holding_differs_from_one_step_and_one_step_is_the_model(predictor, prob
         five = HeldActions(predictor, 5).rollout(context, state, actions[:, :1])
         plain = predictor.rollout(context, state, actions[:, :1])
     torch.testing.assert_close(one, plain)
-    assert (five - plain).abs().mean() > 1e-3
+    assert five.shape[1] == 5 and (five[:, -1:] - plain).abs().mean() > 1e-3
 
 
 def test_bad_holds_are_refused(predictor):
@@ -70,6 +70,7 @@ def test_the_planner_setting_plans_held_actions_and_checks_the_predictor_horizon
     goal = torch.randn(*context.shape[2:], generator=torch.Generator().manual_seed(2))
     result = loop.planner.plan(context, state, goal)
     assert result.actions.shape == (1, 3) and np.isfinite(result.energy)
+    assert result.predictions.shape == (1, *context.shape[2:])  # where the hold ends, one frame per action
     with pytest.raises(PlannerSetupError, match="longer than model.max_horizon"):
         MPCLoop(models, make_settings(PlannerSettings, {**fast, "lookahead_steps": 4, "horizon": 3}))
     with pytest.raises(PlannerSetupError, match="predicts 8"):
@@ -78,3 +79,18 @@ def test_the_planner_setting_plans_held_actions_and_checks_the_predictor_horizon
     assert plain.planner.model is predictor
     plain.reconfigure(make_settings(PlannerSettings, {**fast, "lookahead_steps": 2}))
     assert plain.planner.model.steps == 2
+
+
+def test_closest_scores_the_plan_at_its_frame_nearest_the_goal(predictor, problem):
+    models = PlannerModels(load_encoder("tiny"), predictor)
+    settings = {"samples": 16, "elites": 4, "iterations": 2, "lookahead_steps": 4, "energy_mode": "closest"}
+    loop = MPCLoop(models, make_settings(PlannerSettings, settings))
+    context, state, _ = problem
+    goal = torch.randn(*context.shape[2:], generator=torch.Generator().manual_seed(3))
+    result = loop.planner.plan(context, state, goal)
+    with torch.inference_mode():
+        frames = loop.planner.model.rollout(context, state, result.actions[None])[0]
+        energies = l1_energy(frames, goal)
+    assert frames.shape[0] == 4
+    assert result.energy == pytest.approx(float(energies.min()), rel=1e-4)
+    torch.testing.assert_close(result.predictions[0], frames[-1])

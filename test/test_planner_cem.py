@@ -302,3 +302,22 @@ def test_importing_the_package_does_not_import_torch():
             "from jepa_planner import CEMPlanner, l1_energy; assert 'torch' in sys.modules; "
             "assert set(jepa_planner.__all__) <= set(dir(jepa_planner))")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_closest_ranks_a_held_action_by_the_frame_nearest_the_goal():
+    from jepa_planner.held_actions import HeldActions
+
+    model = LinearLatentModel(axis_aligned=True)
+    context, state, goal = _problem(model, [[0.02, 0.0, 0.0]])   # one 2 cm step away; the box allows 5 cm
+    held = HeldActions(model, 4)
+    fast = dict(**BOX, samples=200, iterations=12, elites=10, early_stop_patience=0)
+    final = CEMPlanner(held, raw_l1_energy, CEMConfig(**fast)).plan(context, state, goal)
+    closest = CEMPlanner(held, raw_l1_energy, CEMConfig(**fast, energy_mode="closest")).plan(context, state, goal)
+    # "final" must end the 4-step hold on the goal: a quarter of the step; "closest" may pass the goal on the way
+    assert abs(float(final.actions[0, 0]) - 0.005) < 1e-3
+    frames = held.rollout(context, state, closest.actions[None])[0]
+    energies = raw_l1_energy(frames, goal)
+    assert closest.energy == pytest.approx(float(energies.min()), rel=1e-4, abs=1e-6) and closest.energy < 2e-3
+    assert float(closest.actions[0, 0]) > 0.006   # it reaches the goal before the hold ends
+    assert closest.predictions.shape == (1, N, D)
+    torch.testing.assert_close(closest.predictions[0], frames[-1])
