@@ -203,6 +203,7 @@ def run_episodes(targets: np.ndarray, budget: int, *, arguments: dict[str, str],
     results = []
     with running_stack(lambda: ReachClient(success_radius=SUCCESS_RADIUS), arguments, log_dir) as (stack, client):
         for index, target in enumerate(targets):
+            client.arm(False)  # re-armed after the reset: the plan watchdog starts afresh for every episode
             client.reset_sim()
             client.arm(True)
             if before_episode is not None:

@@ -115,8 +115,10 @@ class PushClient(ReachClient):
             wait_until(placed, 0.5)
 
     def start(self, task: PushTask, timeout: float = 10.0) -> None:
-        """Reset the sim, put the puck at its start and the arm with its end effector at the start, then arm the
-        controller."""
+        """Disarm the controller, reset the sim, put the puck at its start and the arm with its end effector at
+        the start, then arm the controller: arming a disarmed controller starts its plan watchdog afresh (an
+        armed one would keep counting from the last episode's final plan and could stop this episode)."""
+        self.arm(False)
         self.reset_sim()
         start = np.asarray(task.object_start)
         ee = np.asarray(task.ee_start)

@@ -64,3 +64,19 @@ def test_goal_scenes_and_puck_placement_over_ros(stack):
     assert client.object_distance(TASK.object_start) < 0.002  # every bad placement was ignored
     assert wait_until(lambda: "place_object ignored" in running.log_tail("sim_node", 200), 5.0)
     assert not running.dead()
+
+
+def test_every_episode_start_re_arms_the_controller_so_its_plan_watchdog_starts_afresh(stack):
+    # An armed controller keeps its plan watchdog (1.5 s) counting from the last plan: an episode started soon
+    # after the previous one's final plan was stopped before its own first plan ("never touched").
+    running, client = stack
+
+    def times_armed() -> int:
+        return running.log_tail("controller_node", 100_000).count("]: armed")
+
+    client.start(TASK)
+    assert wait_until(lambda: times_armed() >= 1, 5.0)
+    before = times_armed()
+    client.start(TASK)  # the controller is armed now: start disarms it, places the scene and arms it again
+    assert wait_until(lambda: times_armed() == before + 1, 5.0), running.log_tail("controller_node")
+    assert not running.dead()
