@@ -24,8 +24,9 @@ timing; the JSON also lists every problem's seed and both final energies. `--mod
   frame. The planner is the push deployment's (config/planner_push.yaml over the defaults, as
   `jepa_planner.offline_push` runs it): horizon 1, dz held at 0 (`fixed_dims`, applied by our planner's action
   constraints; the reference gets the held dim as a box of zero width, so its clipping holds it too), and each
-  candidate scored as if held for 5 control steps (`lookahead_steps`): both planners roll out the same
-  `HeldActions` model, so they solve the same problem.
+  candidate scored as if held for 8 control steps (`lookahead_steps`): both planners roll out the same
+  `HeldActions` model and rank by where its hold ends (the deployed `energy_mode` "closest" is replaced by
+  "final", the reference's ranking), so they solve the same problem.
 
 Rows, per model (sharing the reference runs):
 - "reference": the paper's setting (800 samples x 10 iterations, top 10, momentum 0.15: `reference.PAPER`) in

@@ -78,11 +78,14 @@ def trained():
 def test_trained_problems_are_real_deterministic_and_use_the_deployed_planner(trained, one_torch_thread):
     reach, push = trained["default"], trained["push_default"]
     # The deployed planners: reach at the defaults (horizon 1, the model's box); push horizon 1 with dz held at 0,
-    # each action scored held for 5 steps (both planners roll out the same held actions).
+    # each action scored held for 8 steps (both planners roll out the same held actions).
     assert reach.config.horizon == 1 and not reach.config.fixed_dims and reach.model is reach.predictor
     assert tuple(reach.config.low) == tuple(reach.predictor.action_space.low)
     assert push.config.horizon == 1 and dict(push.config.fixed_dims) == {2: 0.0}
-    assert isinstance(push.model, HeldActions) and push.model.steps == 5 and push.model.model is push.predictor
+    assert isinstance(push.model, HeldActions) and push.model.steps == 8 and push.model.model is push.predictor
+    # the deployed push planner ranks by the closest held frame; the rows rank as the reference does, by the last
+    assert push.config.energy_mode == "closest"
+    assert {row.ours.energy_mode for row in trained_settings(push.config)} == {"final"}
     low, high = reference_box(push.config)
     assert low[2] == high[2] == 0.0
     assert low[:2] == tuple(push.config.low[:2]) and high[:2] == tuple(push.config.high[:2])
@@ -118,7 +121,7 @@ def test_bench_cli_quick_trained_rows_plan_on_the_same_real_problems(tmp_path, c
                       "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "| reference (quick) | default | cpu | reach sim, goal image | 1 |" in out
-    assert "| project-default (quick) | push_default | cpu | push sim, 'behind' image, actions held 5 steps | 1 (dz=0) |" in out
+    assert "| project-default (quick) | push_default | cpu | push sim, 'behind' image, actions held 8 steps | 1 (dz=0) |" in out
     rows = json.loads(path.read_text())["results"]
     assert [(r["model"], r["setting"]) for r in rows] == [
         (m, s) for m in ("default", "push_default") for s in ("reference (quick)", "project-default (quick)")]
