@@ -7,6 +7,7 @@ trajectory the commands produce.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,3 +371,25 @@ def test_joint_outputs_send_set_points_one_hold_on_a_stop_and_nothing_while_stop
     hold = ctl.disarm("test", 1.55)
     assert hold.stop and np.allclose(hold.positions, HOME_Q)               # the measured position
     assert ctl.cycle(1.6).positions is None and ctl.disarm("again", 1.6).positions is None
+
+
+def test_the_push_controller_file_keeps_every_plan_rule_with_its_3_s_plan_timeout():
+    """config/controller.yaml + controller_push.yaml, as launch/sim_push.launch.xml layers them: one plan stamped
+    an hour ahead and one older than the 3 s timeout are refused, and a plan stream that stops still disarms."""
+    import yaml
+
+    config = Path(__file__).resolve().parents[1] / "config"
+    values: dict = {}
+    for name in ("controller.yaml", "controller_push.yaml"):
+        values.update(yaml.safe_load((config / name).read_text())["controller_node"]["ros__parameters"] or {})
+    arm = Arm()
+    ctl = armed(controller(**values), arm)
+    assert ctl.settings.plan_timeout == 3.0 and ctl.settings.mode == "step"
+    assert not ctl.on_plan(plan([[0.01, 0, 0]], sequence=1), 3600.0, 0.0)
+    assert not ctl.on_plan(plan([[0.01, 0, 0]], sequence=2), 0.0, 3.01)
+    assert "3.010 s old" in ctl.last_rejection and ctl.armed
+    assert ctl.on_plan(plan([[0.01, 0, 0]], sequence=3), 3.0, 3.05)
+    drive(ctl, arm, 3.05, 2.9)
+    assert ctl.armed                                                         # 2.95 s after its camera frame
+    drive(ctl, arm, 5.95, 0.2)
+    assert not ctl.armed and "plan stale" in ctl.fault
