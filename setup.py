@@ -4,13 +4,14 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "jepa_ros"
+#: The ROS-free libraries, bottom layer first (test/common/test_layering.py holds the rules between them).
+LIBRARIES = ("jepa_common", "jepa_sim", "jepa_world_model", "jepa_planner", "jepa_control", "jepa_episodes")
 
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=["jepa_ros", "jepa_ros.*", "jepa_world_model", "jepa_world_model.*",
-                                    "jepa_planner", "jepa_planner.*", "jepa_sim", "jepa_sim.*"]),
-    package_data={"jepa_sim": ["*.xml"], "jepa_world_model": ["models/*/*"]},
+    packages=find_packages(include=[f"{name}{suffix}" for name in LIBRARIES + (PACKAGE,) for suffix in ("", ".*")]),
+    package_data={"jepa_sim": ["*.xml"], "jepa_world_model": ["shipped_models/*/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

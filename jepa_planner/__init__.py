@@ -1,7 +1,6 @@
-"""jepa_planner: ROS-free goal-conditioned planning: the MPC loop, CEM, energies, action spaces, safety limits.
+"""jepa_planner: ROS-free goal-conditioned planning: the MPC loop, CEM, energies, action spaces and goal sequences.
 
-The public names below are imported lazily, so ``import jepa_planner.<submodule>`` (e.g. the safety filters,
-which need no torch) does not pull in torch.
+The public names below are imported lazily, so ``import jepa_planner.<submodule>`` does not pull in torch.
 """
 import lazy_loader
 

@@ -1,6 +1,6 @@
 """Goal energies: how far predicted features are from goal features (lower is better).
 
-The L1 energy itself lives in ``jepa_world_model.features`` (offline evaluation and training use it too).
+The L1 energy itself lives in ``jepa_world_model.networks.features`` (offline evaluation and training use it too).
 """
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Callable
 
 import torch
 
-from jepa_world_model.features import FeatureShapeError as EnergyShapeError
-from jepa_world_model.features import l1_energy, layer_norm_features
+from jepa_world_model.networks.features import FeatureShapeError as EnergyShapeError
+from jepa_world_model.networks.features import l1_energy, layer_norm_features
 
 # pred (B, N, D), goal (N, D) -> energy per candidate (B,)
 EnergyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

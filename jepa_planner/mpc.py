@@ -1,13 +1,13 @@
 """The planner's model-predictive control loop, ROS-free: settings, model checks, input rules, goals, decisions.
 
-One `MPCLoop` serves the planner node and the offline reach loop (`jepa_planner.offline_reach`). The caller hands
+One `MPCLoop` serves the planner node and the offline reach loop (`jepa_episodes.offline_reach`). The caller hands
 every observation (features with the paired state and the camera stamp) to ``loop.inputs.offer(observation,
 now_ns)`` on arrival, then calls ``loop.step(loop.inputs.latest, now_ns, wall)`` whenever it may act: `now_ns` is
 the clock the stamps are judged against (ROS time in the node), `wall` a monotonic wall clock in seconds (time
 budgets of a ReachGoal). `step` returns a `Decision`: publish a plan or a hold plan, wait (and why), an invalid
 result (never to be published), or the end of a ReachGoal with its outcome.
 
-Rules (each has its unit test in test/test_mpc.py):
+Rules (each has its unit test in test/planner/test_mpc.py):
 - Input: an observation must come from the planner's encoder (`model_id`), have the models' feature shape, finite
   values and the predictor's state names; one without any state counts as "waiting for state". A stamp more than
   `max_future_stamp` ahead of `now` is refused; nothing refused is ever kept, so no single message can move the
@@ -41,8 +41,8 @@ from jepa_planner.energy import l1_energy
 from jepa_planner.goals import GoalSequence, GoalSequenceError
 from jepa_planner.held_actions import HeldActions
 from jepa_world_model.devices import resolve_device
-from jepa_world_model.image_encoding import CROP_MODES
-from jepa_world_model.settings import setting
+from jepa_world_model.data.image_encoding import CROP_MODES
+from jepa_common.settings import setting
 
 MODES = ("step", "continuous")
 #: The goal tolerance for a predictor without a calibrated planning_tolerance (presets, official files).
@@ -222,7 +222,8 @@ class PlannerModels:
     def load(cls, settings: PlannerSettings) -> "PlannerModels":
         """Load the models named by `settings` on its device (an empty encoder: the one saved with the predictor);
         PlannerSetupError in one line when they cannot be loaded or do not fit together."""
-        from jepa_world_model import bundle, load_predictor
+        from jepa_world_model import load_predictor
+        from jepa_world_model.checkpoints import bundle
         from jepa_world_model.errors import WorldModelError
 
         if settings.torch_threads:
@@ -245,7 +246,7 @@ class PlannerModels:
 
     def encode_image(self, rgb: np.ndarray) -> torch.Tensor:
         """An RGB goal image (H, W, 3) uint8 -> features (N, D); ValueError on a bad image."""
-        from jepa_world_model.image_encoding import prepare_image
+        from jepa_world_model.data.image_encoding import prepare_image
 
         image = np.ascontiguousarray(prepare_image(rgb, self.image_size, self.crop))
         with torch.inference_mode():

@@ -8,16 +8,16 @@ import sys
 # subcommand -> (module implementing add_arguments/main, one-line help). Modules load lazily so that
 # `jepa --help` stays fast and a subcommand only imports what it needs.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("jepa_ros.demo", "run the stack on the built-in simulation and write artifacts/demo/"),
-    "eval": ("jepa_ros.evaluation", "closed-loop reach episodes through the real nodes"),
-    "bench": ("jepa_planner.bench", "planner benchmark against the reference CEM"),
+    "demo": ("jepa_ros.episodes.demo", "run the stack on the built-in simulation and write artifacts/demo/"),
+    "eval": ("jepa_ros.episodes.evaluation", "closed-loop reach episodes through the real nodes"),
+    "bench": ("jepa_episodes.bench", "planner benchmark against the reference CEM"),
     "record": ("jepa_ros.nodes.recorder_node", "record camera, state and commands to MCAP"),
-    "pretrain": ("jepa_world_model.pretrain", "V-JEPA self-supervised pretraining of the encoder on recordings"),
-    "train": ("jepa_world_model.train", "train the action-conditioned predictor on recordings"),
-    "eval-offline": ("jepa_world_model.offline_eval", "held-out rollout error and energy landscape"),
-    "model-info": ("jepa_world_model.model_info", "what a checkpoint holds, plus one timed forward pass"),
+    "pretrain": ("jepa_world_model.training.pretrain", "V-JEPA self-supervised pretraining of the encoder on recordings"),
+    "train": ("jepa_world_model.training.train", "train the action-conditioned predictor on recordings"),
+    "eval-offline": ("jepa_world_model.evaluation.offline_eval", "held-out rollout error and energy landscape"),
+    "model-info": ("jepa_world_model.checkpoints.model_info", "what a checkpoint holds, plus one timed forward pass"),
     "params": ("jepa_ros.params", "every node parameter with its default, unit, range and meaning"),
-    "soak": ("jepa_ros.soak", "the sim stack under random goals, peer kills and hostile input; every command checked"),
+    "soak": ("jepa_ros.soak.run", "the sim stack under random goals, peer kills and hostile input; every command checked"),
 }
 
 

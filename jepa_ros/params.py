@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from jepa_world_model.settings import settings_fields
+from jepa_common.settings import settings_fields
 
 NODES = ("perception_node", "planner_node", "controller_node", "sim_node", "recorder_node")
 

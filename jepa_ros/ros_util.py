@@ -15,7 +15,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 from rclpy.signals import SignalHandlerOptions
 
-from jepa_world_model.settings import SettingsError, check_value, describe, settings_fields
+from jepa_common.settings import SettingsError, check_value, describe, settings_fields
 
 SettingsT = TypeVar("SettingsT")
 _ARRAY_TYPES = {float: Parameter.Type.DOUBLE_ARRAY, int: Parameter.Type.INTEGER_ARRAY,

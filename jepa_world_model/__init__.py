@@ -14,11 +14,11 @@ hub id / local directory.
 import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "encoder": ["load_encoder", "Encoder"],
-    "predictor": ["ACPredictor"],
-    "predictor_loading": ["load_predictor"],
-    "models": ["resolve_model_source"],
-    "checkpoint": ["save_checkpoint", "read_checkpoint_config"],
+    "networks.encoder": ["load_encoder", "Encoder"],
+    "networks.predictor": ["ACPredictor"],
+    "checkpoints.predictor_loading": ["load_predictor"],
+    "checkpoints.shipped": ["resolve_model_source"],
+    "checkpoints.files": ["save_checkpoint", "read_checkpoint_config"],
     "config": ["EncoderConfig", "PredictorConfig", "ActionSpace", "StateSpace"],
     "errors": ["WorldModelError", "ConfigError", "InputError", "CheckpointError", "ModelNotAvailableError"],
 })

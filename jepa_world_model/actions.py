@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from transforms3d.euler import euler2mat, mat2euler, quat2euler
 
-from .config import ROTATION_NAMES, rotation_slice
+from jepa_world_model.config import ROTATION_NAMES, rotation_slice
 
 STATE_KINDS = ("ee_xyz", "ee_pose", "joints")
 _EULER_AXES = "sxyz"  # static (extrinsic) x, then y, then z

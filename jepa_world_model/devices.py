@@ -5,7 +5,7 @@ import os
 
 import torch
 
-from .errors import ConfigError
+from jepa_world_model.errors import ConfigError
 
 AUTO = "auto"
 

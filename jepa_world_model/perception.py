@@ -19,8 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .image_encoding import CROP_MODES, DEFAULT_MAX_PIXELS, prepare_image
-from .settings import SettingsError, setting
+from jepa_world_model.data.image_encoding import CROP_MODES, DEFAULT_MAX_PIXELS, prepare_image
+from jepa_common.settings import SettingsError, setting
 
 STATE_SOURCES = ("ee_pose", "joint_states", "none")
 POSE_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw", "roll", "pitch", "yaw")
@@ -189,8 +189,8 @@ class FrameEncoder:
     def __init__(self, settings: PerceptionSettings):
         import torch
 
-        from .bundle import encoder_for
-        from .devices import resolve_device
+        from jepa_world_model.checkpoints.bundle import encoder_for
+        from jepa_world_model.devices import resolve_device
 
         self._torch = torch
         self.device = resolve_device(settings.device)  # before the slow load: a bad device fails at once

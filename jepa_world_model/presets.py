@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 
-from .config import ActionSpace, EncoderConfig, PredictorConfig, StateSpace
-from .errors import ConfigError
+from jepa_world_model.config import ActionSpace, EncoderConfig, PredictorConfig, StateSpace
+from jepa_world_model.errors import ConfigError
 
 _ROT = math.radians(15.0)
 

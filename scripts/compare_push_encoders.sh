@@ -18,13 +18,13 @@ save_checkpoint(f"{w}/predictor_arch", predictor=load_predictor("tiny", grid_siz
                                                                 num_heads=4, seed=0))
 PY
   date +%s > $W/t0
-  python -m jepa_world_model.train $D/push $D/fine --out $W/train --encoder $W/encoder --predictor $W/predictor_arch \
+  python -m jepa_world_model.training.train $D/push $D/fine --out $W/train --encoder $W/encoder --predictor $W/predictor_arch \
       --steps ${STEPS:-2500} --batch-size 32 --lr 1e-3 --start-lr 1e-4 --warmup 0.03 --decay 0.3 --clip-len 3 \
       --rollout-steps 2 --cache-dir $W/feature_cache --device cpu --checkpoint-every 1000 --no-progress > $W/train.log 2>&1
   date +%s > $W/t1
 done
 for name in random pretrained; do
   W=artifacts/push_enc/$name
-  python -m jepa_planner.offline_push --encoder $W/train --predictor $W/train --episodes 10 --seed 0 --threads 1 \
+  python -m jepa_episodes.offline_push --encoder $W/train --predictor $W/train --episodes 10 --seed 0 --threads 1 \
       --json $W/offline_push.json > $W/offline_push.txt 2>&1
 done

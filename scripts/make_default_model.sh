@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Rebuild the default world model shipped in jepa_world_model/models/sim_reach/ (load_encoder("default") /
+# Rebuild the default world model shipped in jepa_world_model/shipped_models/sim_reach/ (load_encoder("default") /
 # load_predictor("default")) with the project's own pipeline, offline:
-#   1. record random-play episodes of the built-in MuJoCo arm (jepa_world_model.recording.record_sim_episodes):
+#   1. record random-play episodes of the built-in MuJoCo arm (jepa_episodes.sim_recording.record_sim_episodes):
 #      1200 episodes of 20 steps, random end-effector displacements of up to 4 cm (two sets), 1.5 cm and 0.5 cm
 #      per axis, so that the model is accurate for large moves and for the fine ones near a goal;
 #   2. write the frozen encoder (the "tiny" preset, randomly initialised with seed 0, 16 px patches: 16 tokens of
 #      64 features for a 64 px image) and the predictor architecture (width 96, depth 2) as checkpoint directories;
-#   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.train`);
-#   4. copy the result into the package and check it closed-loop (python -m jepa_planner.offline_reach).
+#   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.training.train`);
+#   4. copy the result into the package and check it closed-loop (python -m jepa_episodes.offline_reach).
 # Usage: scripts/make_default_model.sh [WORK_DIR]          (default WORK_DIR: artifacts/sim_reach_build)
 # Environment: PYTHON (default .venv/bin/python), THREADS (torch threads, default 1: the shipped model was trained
 # with 1; other counts give a numerically different but equivalent model), SKIP_EVAL=1 skips step 4's check.
@@ -28,7 +28,7 @@ echo "== 1/4 recording random-play episodes into $WORK/data"
 "$PY" - "$WORK/data" <<'EOF'
 import sys
 from pathlib import Path
-from jepa_world_model.recording import SimRecordingConfig, record_sim_episodes
+from jepa_episodes.sim_recording import SimRecordingConfig, record_sim_episodes
 out = Path(sys.argv[1])
 for name, episodes, seed, max_step in (("large", 300, 1, 0.04), ("large2", 300, 4, 0.04), ("small", 300, 2, 0.015),
                                        ("tiny", 300, 3, 0.005)):
@@ -48,7 +48,7 @@ EOF
 
 echo "== 3/4 training the predictor"
 rm -rf "$WORK/train"
-"$PY" -m jepa_world_model.train "$WORK/data/large" "$WORK/data/large2" "$WORK/data/small" "$WORK/data/tiny" \
+"$PY" -m jepa_world_model.training.train "$WORK/data/large" "$WORK/data/large2" "$WORK/data/small" "$WORK/data/tiny" \
     --out "$WORK/train" --encoder "$WORK/encoder" --predictor "$WORK/predictor_arch" --steps 14000 --batch-size 32 \
     --lr 1e-3 --start-lr 1e-4 --warmup 0.03 --decay 0.3 --clip-len 2 --rollout-steps 1 \
     --cache-dir "$WORK/feature_cache" --device cpu --checkpoint-every 2000 --no-progress
@@ -57,6 +57,6 @@ echo "== 4/4 installing into $DEST"
 mkdir -p "$DEST"
 cp "$WORK/train/model.safetensors" "$WORK/train/config.json" "$DEST/"
 if [ "${SKIP_EVAL:-0}" != "1" ]; then
-    "$PY" -m jepa_planner.offline_reach --episodes 20 --seed 0 --threads 1 --json "$WORK/offline_reach.json"
+    "$PY" -m jepa_episodes.offline_reach --episodes 20 --seed 0 --threads 1 --json "$WORK/offline_reach.json"
 fi
 echo "done in $(( $(date +%s) - start )) s: $DEST ($(du -sh "$DEST" | cut -f1))"

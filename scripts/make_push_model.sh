@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the push world model shipped in jepa_world_model/models/sim_push/ (load_encoder("push_default") /
+# Rebuild the push world model shipped in jepa_world_model/shipped_models/sim_push/ (load_encoder("push_default") /
 # load_predictor("push_default")) with the project's own pipeline, offline:
 #   1. record scripted pushes of the puck in the built-in MuJoCo sim (record_sim_episodes, task "push": random
 #      push tasks from jepa_sim.push played by its noisy ScriptedPusher, table camera, /object_pose recorded too):
@@ -9,8 +9,8 @@
 #      4x4 token grid) as checkpoint directories. 8 px patches (64 tokens) planned 4-7x slower (with the earlier
 #      straight-down camera an 8 px model trained the same way had a held-out rollout/no-motion ratio of 0.74
 #      against 0.42 and pushed 0/20 on seed 0);
-#   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.train`);
-#   4. copy the result into the package and check it closed-loop (python -m jepa_planner.offline_push).
+#   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.training.train`);
+#   4. copy the result into the package and check it closed-loop (python -m jepa_episodes.offline_push).
 # Usage: scripts/make_push_model.sh [WORK_DIR]            (default WORK_DIR: artifacts/sim_push_build)
 # Environment: PYTHON (default .venv/bin/python), THREADS (torch threads, default 1), STEPS (training steps,
 # default 8000), ENCODER (an encoder checkpoint directory to use instead of the random tiny one, e.g. one made by
@@ -35,7 +35,7 @@ echo "== 1/4 recording scripted pushes into $WORK/data"
 "$PY" - "$WORK/data" <<'EOF'
 import sys
 from pathlib import Path
-from jepa_world_model.recording import SimRecordingConfig, record_sim_episodes
+from jepa_episodes.sim_recording import SimRecordingConfig, record_sim_episodes
 out = Path(sys.argv[1])
 for name, episodes, seed, max_step, noise, random_prob in (("push", 600, 11, 0.02, 0.003, 0.15),
                                                            ("fine", 300, 12, 0.01, 0.002, 0.3)):
@@ -57,7 +57,7 @@ EOF
 
 echo "== 3/4 training the predictor"
 rm -rf "$WORK/train"
-"$PY" -m jepa_world_model.train "$WORK/data/push" "$WORK/data/fine" \
+"$PY" -m jepa_world_model.training.train "$WORK/data/push" "$WORK/data/fine" \
     --out "$WORK/train" --encoder "$WORK/encoder" --predictor "$WORK/predictor_arch" --steps "$STEPS" \
     --batch-size 32 --lr 1e-3 --start-lr 1e-4 --warmup 0.03 --decay 0.3 --clip-len 3 --rollout-steps 2 \
     --cache-dir "$WORK/feature_cache" --device cpu --checkpoint-every 1000 --no-progress
@@ -66,6 +66,6 @@ echo "== 4/4 installing into $DEST"
 mkdir -p "$DEST"
 cp "$WORK/train/model.safetensors" "$WORK/train/config.json" "$DEST/"
 if [ "${SKIP_EVAL:-0}" != "1" ]; then
-    "$PY" -m jepa_planner.offline_push --episodes 20 --seed 0 --threads 1 --json "$WORK/offline_push.json"
+    "$PY" -m jepa_episodes.offline_push --episodes 20 --seed 0 --threads 1 --json "$WORK/offline_push.json"
 fi
 echo "done in $(( $(date +%s) - start )) s: $DEST ($(du -sh "$DEST" | cut -f1))"

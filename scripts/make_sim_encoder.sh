@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the pretrained sim encoder shipped in jepa_world_model/models/sim_encoder/ (model name
+# Rebuild the pretrained sim encoder shipped in jepa_world_model/shipped_models/sim_encoder/ (model name
 # "pretrained_sim") with `jepa pretrain`, then probe it against a random encoder and raw pixels:
 #   1. record the push task's scripted pushes (the same 400 episodes as scripts/make_push_model.sh's "push" set,
 #      table camera, with /object_pose) plus two probe sets (fit / held out);
@@ -19,7 +19,7 @@ echo "== 1/3 recordings into $WORK"
 "$BIN/python" - "$WORK" <<'PY'
 import sys
 from pathlib import Path
-from jepa_world_model.recording import SimRecordingConfig, record_sim_episodes
+from jepa_episodes.sim_recording import SimRecordingConfig, record_sim_episodes
 work = Path(sys.argv[1])
 for name, episodes, steps, seed, config in (
         ("push", 400, 30, 11, SimRecordingConfig(task="push", max_step=0.02, push_noise=0.003, random_prob=0.15)),

@@ -1,7 +1,7 @@
-"""Output adapters: a :class:`jepa_planner.control.Command` -> the ROS message of one command interface.
+"""Output adapters: a :class:`jepa_control.arm_controller.Command` -> the ROS message of one command interface.
 
 One adapter per controller, chosen by the ``output`` setting (the action mapping and every safety rule live in
-:mod:`jepa_planner.control`):
+:mod:`jepa_control.arm_controller`):
 - :class:`TwistAdapter`: geometry_msgs/TwistStamped, fresh stamp every cycle; a zero twist when stopped, every cycle.
 - :class:`JointTrajectoryAdapter`: trajectory_msgs/JointTrajectory with one point (the next position set-point,
   reached ``time_from_start`` later; header stamp zero = "start on receipt"); a stop holds with zero velocities.
@@ -20,7 +20,7 @@ from geometry_msgs.msg import TwistStamped
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from jepa_planner.control import Command, ControllerSettings
+from jepa_control.arm_controller import Command, ControllerSettings
 
 
 class TwistAdapter:

@@ -10,13 +10,13 @@ Outputs (parameter ``output``): ``twist`` -> <servo_node>/delta_twist_cmds (geom
 With ``dry_run`` the same messages go to ~/preview and nothing to the actuator topic. Services: ~/arm and ~/estop
 (std_srvs/SetBool). Diagnostics on /diagnostics as "jepa_ros: controller_node".
 ``servo_startup`` (humble | jazzy) makes the node call MoveIt Servo's start-up service
-(:mod:`jepa_planner.servo_startup`) until it succeeds; until then it sends nothing and refuses to arm (the
+(:mod:`jepa_control.servo_startup`) until it succeeds; until then it sends nothing and refuses to arm (the
 optional moveit_msgs is imported only for jazzy).
 
-This node only turns messages into calls of :class:`jepa_planner.control.ArmController` (which holds every rule:
+This node only turns messages into calls of :class:`jepa_control.arm_controller.ArmController` (which holds every rule:
 arming, e-stop latch, watchdogs, step execution, limits; see its module docstring) and its commands into messages
 (:mod:`jepa_ros.nodes.command_adapters`). Its parameters are the fields of
-:class:`jepa_planner.control.ControllerSettings`.
+:class:`jepa_control.arm_controller.ControllerSettings`.
 """
 from __future__ import annotations
 
@@ -32,20 +32,20 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
-from jepa_planner.control import ArmController, Command, ControllerSettings, PlanInput
-from jepa_planner.servo_startup import ServoStartup, startup_call
+from jepa_control.arm_controller import ArmController, Command, ControllerSettings, PlanInput
+from jepa_control.servo_startup import ServoStartup, startup_call
 from jepa_ros.msg_validation import MessageValidationError, plan_actions
 from jepa_ros.nodes.command_adapters import make_adapter
 from jepa_ros.ros_util import (ERROR, OK, WARN, Diagnostics, declare_settings, latched_qos, reliable_qos, run_node,
                                stamp_seconds)
-from jepa_world_model.settings import SettingsError
+from jepa_common.settings import SettingsError
 
 SETTINGS = ControllerSettings
 _LEVELS = {"ok": OK, "warn": WARN, "error": ERROR}
 
 
 class ControllerNode(Node):
-    """Plan -> safe actuator commands at ``rate`` Hz (the rules: :mod:`jepa_planner.control`)."""
+    """Plan -> safe actuator commands at ``rate`` Hz (the rules: :mod:`jepa_control.arm_controller`)."""
 
     def __init__(self, **kwargs):
         super().__init__("controller_node", **kwargs)

@@ -31,7 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from jepa_ros.msg_validation import fill_embedding
 from jepa_ros.ros_util import (OK, WARN, Diagnostics, declare_settings, reliable_qos, run_node, sensor_qos,
                                stamp_seconds)
-from jepa_world_model.image_encoding import ImageEncodingError, compressed_to_rgb, image_to_rgb
+from jepa_world_model.data.image_encoding import ImageEncodingError, compressed_to_rgb, image_to_rgb
 from jepa_world_model.perception import (FrameEncoder, FrameGate, PairedState, PerceptionSettings, Refusal,
                                          joint_state, pose_state)
 

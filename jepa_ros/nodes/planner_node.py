@@ -38,8 +38,8 @@ from jepa_planner.mpc import (FINISHED, HOLD, INVALID, PLAN, WAIT, Decision, Inv
                               PlannerModels, PlannerSettings, PlannerSetupError, ReachOutcome)
 from jepa_ros.msg_validation import MessageValidationError, embedding_array, embedding_state, fill_embedding, fill_plan
 from jepa_ros.ros_util import ERROR, OK, WARN, Diagnostics, declare_settings, reliable_qos, run_node
-from jepa_world_model.image_encoding import image_to_rgb
-from jepa_world_model.settings import SettingsError, make_settings, settings_fields
+from jepa_world_model.data.image_encoding import image_to_rgb
+from jepa_common.settings import SettingsError, make_settings, settings_fields
 
 SETTINGS = PlannerSettings
 EXECUTOR_THREADS = 6

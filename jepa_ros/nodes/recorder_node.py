@@ -13,7 +13,7 @@ home) closes the episode and the sample opens the next. A configured topic that 
 ``SILENT_AFTER`` seconds after the start is reported with a warning, and so is an episode closed empty.
 
 ``jepa record --sim`` records random-play episodes of the built-in simulation directly (no ROS graph, no robot),
-see :func:`jepa_world_model.recording.record_sim_episodes`.
+see :func:`jepa_episodes.sim_recording.record_sim_episodes`.
 """
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ from rclpy.serialization import deserialize_message
 from std_srvs.srv import Trigger
 
 from jepa_ros.ros_util import OK, WARN, Diagnostics, declare_settings, reliable_qos, run_node, sensor_qos
-from jepa_world_model.recorder_settings import RecorderSettings
-from jepa_world_model.recording import (SIM_TASKS, STEP_MIXES, EpisodeWriter, RecordingError, SimRecordingConfig,
-                                        message_definition, next_episode_index, record_sim_episodes)
-from jepa_world_model.settings import make_settings
-from jepa_world_model.settings_cli import add_settings_options, settings_values
+from jepa_world_model.data.recorder_settings import RecorderSettings
+from jepa_world_model.data.recording import EpisodeWriter, RecordingError, message_definition, next_episode_index
+from jepa_episodes.sim_recording import SIM_TASKS, STEP_MIXES, SimRecordingConfig, record_sim_episodes
+from jepa_common.settings import make_settings
+from jepa_common.settings_cli import add_settings_options, settings_values
 
 NODE_NAME = "recorder"
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")

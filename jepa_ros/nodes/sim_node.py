@@ -45,7 +45,7 @@ from jepa_ros.ros_util import (OK, WARN, Diagnostics, declare_settings, latched_
 from jepa_sim.arm_sim import (BASE_FRAME, CAMERA_FRAME, EE_RADIUS, HOME_JOINT_POSITIONS, PUCK_HALF_HEIGHT,
                               PUSH_WORKSPACE, TASKS, ArmSim)
 from jepa_sim.push import CONTACT, PushTask, goal_scene
-from jepa_world_model.settings import setting
+from jepa_common.settings import setting
 
 NODE_NAME = "sim_node"
 PHYSICS_PERIOD = 0.01  # s between physics updates (the physics itself runs at the model timestep)

@@ -1,0 +1,134 @@
+"""Scripted recordings of the built-in simulation (`jepa record --sim`): random play for reach, the noisy scripted
+pusher for push, written as MCAP episodes by :class:`jepa_world_model.data.recording.EpisodeWriter` with the
+topics a real robot's recording has. Deterministic for a given seed."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jepa_sim.arm_sim import ArmSim
+from jepa_sim.push import ScriptedPusher, sample_push_task, start_episode
+from jepa_world_model.data.recording import (CAMERA_TOPIC, EE_POSE_TOPIC, IMAGE_TYPE, JOINT_STATE_TYPE,
+                                             JOINT_STATES_TOPIC, OBJECT_POSE_TOPIC, POSE_TYPE, TWIST_TOPIC,
+                                             TWIST_TYPE, EpisodeWriter, RecordingError, make_message)
+
+LOG = logging.getLogger(__name__)
+
+SIM_TASKS = ("reach", "push")
+#: Task "reach": per-episode step sizes (m per axis) cycled by `jepa record --sim`: half large moves, then 1.5 cm
+#: and 0.5 cm ones, as scripts/make_default_model.sh recorded for the shipped model.
+REACH_STEP_MIX = (0.04, 0.04, 0.015, 0.005)
+#: Task "push": two thirds of the episodes pushed with steps of up to 2 cm, one third with 1 cm (finer moves near
+#: contact), the mix scripts/make_push_model.sh records.
+PUSH_STEP_MIX = (0.02, 0.02, 0.01)
+#: The default step mix of each task.
+STEP_MIXES = {"reach": REACH_STEP_MIX, "push": PUSH_STEP_MIX}
+
+
+@dataclass(frozen=True)
+class SimRecordingConfig:
+    """Play of the built-in arm. Task "reach": each step moves the EE by a random displacement of up to
+    ``max_step`` m per axis (steered back when the next position would leave the workspace). Task "push": a puck
+    on the table and the table camera; each episode is a random push task (``jepa_sim.push``) played by the
+    noisy scripted pusher (steps of up to ``max_step`` m, x-y noise ``push_noise`` m, a random step with
+    probability ``random_prob``). With ``step_mix`` given, episode i uses ``step_mix[i % len]`` as its
+    ``max_step``, so that a model learns the large moves and the fine ones (:data:`STEP_MIXES`)."""
+
+    image_size: int = 64
+    max_step: float = 0.04
+    control_period: float = 0.1
+    start_time_ns: int = 1_700_000_000 * 1_000_000_000
+    chunk_size: int = 1 << 20
+    task: str = "reach"
+    push_noise: float = 0.003
+    random_prob: float = 0.15
+    step_mix: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.task not in SIM_TASKS:
+            raise RecordingError(f"task must be one of {list(SIM_TASKS)}, got {self.task!r}")
+        if any(not step > 0 for step in self.step_mix):
+            raise RecordingError(f"step_mix must hold positive step sizes in m, got {self.step_mix!r}")
+        if not 0.0 <= self.push_noise < 0.05 or not 0.0 <= self.random_prob <= 1.0:
+            raise RecordingError(f"push_noise must be in [0, 0.05) m and random_prob in [0, 1], got "
+                                 f"{self.push_noise!r} and {self.random_prob!r}")
+
+    def step(self, episode: int) -> float:
+        """The largest per-axis displacement (m) of one step in episode ``episode``."""
+        mix = self.step_mix
+        return mix[episode % len(mix)] if mix else self.max_step
+
+
+def _random_delta(rng: np.random.Generator, position: np.ndarray, low: np.ndarray, high: np.ndarray,
+                  max_step: float) -> np.ndarray:
+    delta = rng.uniform(-max_step, max_step, size=3)
+    target = position + delta
+    outside = (target < low) | (target > high)
+    delta[outside] = -delta[outside]  # reflect at the workspace walls
+    return delta
+
+
+def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: int = 0,
+                        config: SimRecordingConfig = SimRecordingConfig()) -> list[Path]:
+    """Record ``episodes`` episodes of ``steps`` actions each from the built-in MuJoCo arm (``config.task``).
+
+    Each episode file ``episode_NNNN.mcap`` holds /camera/image_raw (rgb8), /ee_pose, /joint_states at every
+    frame (task "push": also /object_pose, the puck's pose) and the commanded /servo_node/delta_twist_cmds (EE
+    velocity = displacement / control period). Returns the file paths. Deterministic for a given seed.
+    """
+    if episodes <= 0 or steps <= 0:
+        raise RecordingError(f"episodes and steps must be positive, got episodes={episodes} steps={steps}")
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    period_ns = int(round(config.control_period * 1e9))
+    paths = []
+    push = config.task == "push"
+    with ArmSim(image_size=config.image_size, seed=seed, control_period=config.control_period,
+                task=config.task) as sim:
+        low, high = np.asarray(sim.workspace.low), np.asarray(sim.workspace.high)
+        for episode in range(episodes):
+            pusher = None
+            if push:
+                task = sample_push_task(sim, rng)
+                start_episode(sim, task)
+                pusher = ScriptedPusher(task, rng, config.step(episode), config.push_noise, config.random_prob)
+            else:
+                sim.reset(sim.ik(sim.sample_target(rng)))
+            path = out_dir / f"episode_{episode:04d}.mcap"
+            t0 = config.start_time_ns + episode * 3600 * 1_000_000_000
+            with EpisodeWriter(path, chunk_size=config.chunk_size) as writer:
+                writer.add_topic(CAMERA_TOPIC, IMAGE_TYPE, "sensor_data")
+                writer.add_topic(EE_POSE_TOPIC, POSE_TYPE)
+                writer.add_topic(JOINT_STATES_TOPIC, JOINT_STATE_TYPE)
+                writer.add_topic(TWIST_TOPIC, TWIST_TYPE)
+                if push:
+                    writer.add_topic(OBJECT_POSE_TOPIC, POSE_TYPE)
+                for k in range(steps + 1):
+                    stamp = t0 + k * period_ns
+                    position, quat_wxyz = sim.ee_pose()
+                    writer.write(CAMERA_TOPIC, make_message(IMAGE_TYPE, stamp, "sim_camera_optical_frame",
+                                                            rgb=sim.render()), stamp)
+                    writer.write(EE_POSE_TOPIC, make_message(POSE_TYPE, stamp, "base_link", position=position,
+                                                             orientation=np.roll(quat_wxyz, -1)), stamp)
+                    writer.write(JOINT_STATES_TOPIC, make_message(JOINT_STATE_TYPE, stamp, names=sim.joint_names,
+                                                                  positions=sim.joint_positions()), stamp)
+                    if push:
+                        object_position, object_quat = sim.object_pose()
+                        writer.write(OBJECT_POSE_TOPIC, make_message(POSE_TYPE, stamp, "base_link",
+                                                                     position=object_position,
+                                                                     orientation=np.roll(object_quat, -1)), stamp)
+                    if k == steps:
+                        break
+                    if pusher is not None:
+                        delta = pusher.action(position, sim.object_position()[:2])
+                    else:
+                        delta = _random_delta(rng, position, low, high, config.step(episode))
+                    writer.write(TWIST_TOPIC, make_message(TWIST_TYPE, stamp, "base_link",
+                                                           linear=delta / config.control_period), stamp)
+                    sim.move_ee_by(delta)
+            paths.append(path)
+            LOG.info("recorded %s (%d frames)", path, steps + 1)
+    return paths
