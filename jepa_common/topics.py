@@ -1,0 +1,28 @@
+"""Default topic, service and action names of the stack: the one place they are written (``../shared/ARCHITECTURE.md``
+lists them). Nodes take them as parameter defaults and remap as usual; clients, recordings and tests import them."""
+
+# Camera and robot state (sensors and the arm driver).
+CAMERA = "/camera/image_raw"
+CAMERA_INFO = "/camera/camera_info"
+EE_POSE = "/ee_pose"
+JOINT_STATES = "/joint_states"
+#: The object's pose in the sim (evaluation and recording only, never a planner input).
+OBJECT_POSE = "/object_pose"
+
+# The jepa pipeline.
+EMBEDDING = "/jepa/embedding"
+GOAL_IMAGE = "/jepa/goal_image"
+GOAL_EMBEDDING = "/jepa/goal_embedding"
+PLAN = "/jepa/plan"
+PREDICTION = "/jepa/prediction"
+PREDICT_SERVICE = "/jepa/predict"
+REACH_GOAL_ACTION = "/jepa/reach_goal"
+ESTOP = "/jepa/estop"
+
+# Actuator outputs: MoveIt Servo's twist input and a ros2_control joint trajectory controller.
+SERVO_NODE = "/servo_node"
+SERVO_TWIST = "/servo_node/delta_twist_cmds"
+JOINT_TRAJECTORY = "/joint_trajectory_controller/joint_trajectory"
+
+DIAGNOSTICS = "/diagnostics"
+CLOCK = "/clock"
