@@ -5,3 +5,6 @@ sets its own through the nodes' ``frame_id`` parameters."""
 BASE = "base_link"
 #: The sim camera's optical frame (the frame_id of its images).
 SIM_CAMERA_OPTICAL = "sim_camera_optical_frame"
+#: A real camera's optical frame: the frame of the made-up camera messages of the soak's hostile inputs and of the
+#: tests (any frame works there: the perception node copies it into the embedding, the planner into the plan).
+CAMERA_OPTICAL = "camera_optical_frame"

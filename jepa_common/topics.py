@@ -21,7 +21,9 @@ ESTOP = "/jepa/estop"
 
 # Actuator outputs: MoveIt Servo's twist input and a ros2_control joint trajectory controller.
 SERVO_NODE = "/servo_node"
-SERVO_TWIST = "/servo_node/delta_twist_cmds"
+#: Servo's twist input relative to its node: <servo_node>/delta_twist_cmds for the controller's `servo_node`.
+SERVO_TWIST_INPUT = "delta_twist_cmds"
+SERVO_TWIST = f"{SERVO_NODE}/{SERVO_TWIST_INPUT}"
 JOINT_TRAJECTORY = "/joint_trajectory_controller/joint_trajectory"
 
 DIAGNOSTICS = "/diagnostics"

@@ -29,9 +29,10 @@ from typing import Callable, Sequence
 import numpy as np
 from transforms3d.euler import euler2axangle
 
+from jepa_common import frames, topics
+from jepa_common.settings import SettingsError, setting
 from jepa_control.safety import BoxLimit, EStop, SafetyFilter, Watchdog, braking_speed
 from jepa_control.servo_startup import SERVO_STARTUPS
-from jepa_common.settings import SettingsError, setting
 
 MODES = ("step", "continuous")
 OUTPUTS = ("twist", "joint_trajectory", "position_commands")
@@ -57,7 +58,7 @@ class ControllerSettings:
                         "newer plan takes over", choices=MODES, read_only=True)
     step_duration: float = setting(0.1, "duration of one action (displacement); must match the model's action "
                                    "period (sim: 0.1 s)", unit="s", low=0.001, high=10.0, read_only=True)
-    frame_id: str = setting("base_link", "base frame: /ee_pose must be stamped in it (a pose in another frame is "
+    frame_id: str = setting(frames.BASE, "base frame: /ee_pose must be stamped in it (a pose in another frame is "
                             "refused and stops the arm), the workspace box is in it, and the twist commands are "
                             "expressed in it and stamped with it (MoveIt Servo transforms a TwistStamped from its "
                             "header frame into its planning frame, so this must be a link of the robot model)",
@@ -69,7 +70,7 @@ class ControllerSettings:
                                  "<servo_node>/start_servo), jazzy (moveit_msgs/srv/ServoCommandType "
                                  "<servo_node>/switch_command_type, TWIST; Jazzy and later)",
                                  choices=SERVO_STARTUPS, read_only=True)
-    servo_node: str = setting("/servo_node", "fully qualified name of the MoveIt Servo node: twist commands go to "
+    servo_node: str = setting(topics.SERVO_NODE, "fully qualified name of the MoveIt Servo node: twist commands go to "
                               "<servo_node>/delta_twist_cmds, the start-up calls <servo_node>/start_servo or "
                               "<servo_node>/switch_command_type", read_only=True)
     servo_retry: float = setting(1.0, "seconds between Servo start-up attempts until one succeeds", unit="s",
@@ -123,7 +124,7 @@ class ControllerSettings:
                                 f"twist, not {self.output}")
         if not self.servo_node.startswith("/") or self.servo_node.endswith("/") or " " in self.servo_node:
             raise SettingsError(f"servo_node={self.servo_node!r}: needs the node's fully qualified name, e.g. "
-                                f"/servo_node")
+                                f"{topics.SERVO_NODE}")
         if not self.frame_id:
             raise SettingsError("frame_id is empty: name the base frame of /ee_pose and of the twist commands")
         for name in ("workspace_min", "workspace_max"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa_common import frames
 from jepa_sim.arm_sim import ArmSim
 from jepa_sim.push import ScriptedPusher, sample_push_task, start_episode
 from jepa_world_model.data.recording import (CAMERA_TOPIC, EE_POSE_TOPIC, IMAGE_TYPE, JOINT_STATE_TYPE,
@@ -109,15 +110,15 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
                 for k in range(steps + 1):
                     stamp = t0 + k * period_ns
                     position, quat_wxyz = sim.ee_pose()
-                    writer.write(CAMERA_TOPIC, make_message(IMAGE_TYPE, stamp, "sim_camera_optical_frame",
+                    writer.write(CAMERA_TOPIC, make_message(IMAGE_TYPE, stamp, frames.SIM_CAMERA_OPTICAL,
                                                             rgb=sim.render()), stamp)
-                    writer.write(EE_POSE_TOPIC, make_message(POSE_TYPE, stamp, "base_link", position=position,
+                    writer.write(EE_POSE_TOPIC, make_message(POSE_TYPE, stamp, frames.BASE, position=position,
                                                              orientation=np.roll(quat_wxyz, -1)), stamp)
                     writer.write(JOINT_STATES_TOPIC, make_message(JOINT_STATE_TYPE, stamp, names=sim.joint_names,
                                                                   positions=sim.joint_positions()), stamp)
                     if push:
                         object_position, object_quat = sim.object_pose()
-                        writer.write(OBJECT_POSE_TOPIC, make_message(POSE_TYPE, stamp, "base_link",
+                        writer.write(OBJECT_POSE_TOPIC, make_message(POSE_TYPE, stamp, frames.BASE,
                                                                      position=object_position,
                                                                      orientation=np.roll(object_quat, -1)), stamp)
                     if k == steps:
@@ -126,7 +127,7 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
                         delta = pusher.action(position, sim.object_position()[:2])
                     else:
                         delta = _random_delta(rng, position, low, high, config.step(episode))
-                    writer.write(TWIST_TOPIC, make_message(TWIST_TYPE, stamp, "base_link",
+                    writer.write(TWIST_TOPIC, make_message(TWIST_TYPE, stamp, frames.BASE,
                                                            linear=delta / config.control_period), stamp)
                     sim.move_ee_by(delta)
             paths.append(path)

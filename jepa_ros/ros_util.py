@@ -15,6 +15,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 from rclpy.signals import SignalHandlerOptions
 
+from jepa_common import topics
 from jepa_common.settings import SettingsError, check_value, describe, settings_fields
 
 SettingsT = TypeVar("SettingsT")
@@ -148,7 +149,7 @@ class Diagnostics:
 
     def __init__(self, node: Node, name: str, period: float = 1.0, stale_after: float | None = None):
         self._node = node
-        self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._publisher = node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self._status = DiagnosticStatus(name=f"jepa_ros: {name}", hardware_id=node.get_fully_qualified_name(),
                                         level=STALE, message="starting")
         self._stale_after = stale_after

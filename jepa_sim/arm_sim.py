@@ -1,11 +1,12 @@
 """ROS-free MuJoCo wrapper around the built-in 3-joint arm (``arm.xml``).
 
-State is the end-effector (EE) position [x, y, z] in metres in the base frame ("base_link"); an action is an EE
-displacement executed as a Cartesian velocity servo for one control period. Two tasks share the arm: ``reach``
-(``arm.xml``, oblique "scene" camera) and ``push`` (``arm_push.xml``: the same arm plus a puck on a free joint that
-the EE sphere can push, and a "table" camera framed obliquely on the table). The servo keeps a joint-space
-reference that it moves with damped-least-squares (DLS) inverse kinematics on the reference's own kinematics;
-the simulated joints track that reference with PD position/velocity servos (see ``arm.xml``).
+State is the end-effector (EE) position [x, y, z] in metres in the base frame (`jepa_common.frames.BASE`, the model's
+body of that name); an action is an EE displacement executed as a Cartesian velocity servo for one control period.
+Two tasks share the arm: ``reach`` (``arm.xml``, oblique "scene" camera) and ``push`` (``arm_push.xml``: the same arm
+plus a puck on a free joint that the EE sphere can push, and a "table" camera framed obliquely on the table). The
+servo keeps a joint-space reference that it moves with damped-least-squares (DLS) inverse kinematics on the
+reference's own kinematics; the simulated joints track that reference with PD position/velocity servos (see
+``arm.xml``).
 
 Rendering is headless. ``MUJOCO_GL`` is respected when set; otherwise ``egl`` is chosen on machines with an
 NVIDIA GPU and EGL driver, and ``osmesa`` (software) everywhere else.
@@ -19,6 +20,8 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
+
+from jepa_common import frames
 
 
 def _default_gl_backend() -> str:
@@ -41,8 +44,6 @@ PUSH_CAMERA_NAME = "table"
 OBJECT_NAME = "puck"
 TASKS = ("reach", "push")
 Task = Literal["reach", "push"]
-BASE_FRAME = "base_link"
-CAMERA_FRAME = "sim_camera_optical_frame"
 # Home pose: EE at roughly the centre of the workspace, elbow up.
 HOME_JOINT_POSITIONS: tuple[float, ...] = (0.0, 0.43, 2.04)
 MAX_JOINT_SPEED = 2.0  # rad/s, reference speed limit of the servo
@@ -158,7 +159,7 @@ class ArmSim:
         self._pos_act = np.array([self.model.actuator(f"{n}_pos").id for n in JOINT_NAMES])
         self._vel_act = np.array([self.model.actuator(f"{n}_vel").id for n in JOINT_NAMES])
         self._site_id = self.model.site("ee").id
-        self._base_id = self.model.body(BASE_FRAME).id
+        self._base_id = self.model.body(frames.BASE).id
         self._cam_id = self.model.camera(PUSH_CAMERA_NAME if task == "push" else CAMERA_NAME).id
         self._object_adr: int | None = None  # qpos address of the puck's free joint (push task)
         if task == "push":
@@ -436,8 +437,8 @@ class ArmSim:
         t = np.eye(4)
         t[:3, :3] = self._base_rot().T @ cam_rot
         t[:3, 3] = self._to_base(self.data.cam_xpos[self._cam_id])
-        return {"K": k, "width": size, "height": size, "frame": CAMERA_FRAME, "base_frame": BASE_FRAME,
-                "T_base_camera": t}
+        return {"K": k, "width": size, "height": size, "frame": frames.SIM_CAMERA_OPTICAL,
+                "base_frame": frames.BASE, "T_base_camera": t}
 
     def project(self, xyz: Sequence[float]) -> np.ndarray:
         """Pixel coordinates (u, v) of a base-frame point in the camera image (NaN if behind the camera)."""

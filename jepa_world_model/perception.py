@@ -19,8 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from jepa_world_model.data.image_encoding import CROP_MODES, DEFAULT_MAX_PIXELS, prepare_image
+from jepa_common import topics
 from jepa_common.settings import SettingsError, setting
+from jepa_world_model.data.image_encoding import CROP_MODES, DEFAULT_MAX_PIXELS, prepare_image
 
 STATE_SOURCES = ("ee_pose", "joint_states", "none")
 POSE_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw", "roll", "pitch", "yaw")
@@ -40,7 +41,7 @@ class PerceptionSettings:
                         "frame", choices=CROP_MODES, read_only=True)
     image_size: int = setting(0, "encoder input size; 0 = the encoder's own crop size", unit="px", low=0,
                               high=4096, read_only=True)
-    image_topic: str = setting("/camera/image_raw", "camera topic", read_only=True)
+    image_topic: str = setting(topics.CAMERA, "camera topic", read_only=True)
     compressed: bool = setting(False, "subscribe sensor_msgs/CompressedImage (jpeg/png) on image_topic instead of "
                                "sensor_msgs/Image", read_only=True)
     state_source: str = setting("ee_pose", "paired state: ee_pose (/ee_pose), joint_states (/joint_states) or none",

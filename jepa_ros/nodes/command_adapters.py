@@ -20,6 +20,7 @@ from geometry_msgs.msg import TwistStamped
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from jepa_common import topics
 from jepa_control.arm_controller import Command, ControllerSettings
 
 
@@ -78,10 +79,10 @@ PREVIEW_TOPIC = "~/preview"
 
 
 def actuator_topic(settings: ControllerSettings) -> str:
-    """Where commands go: twist -> <servo_node>/delta_twist_cmds (/servo_node/delta_twist_cmds by default),
+    """Where commands go: twist -> <servo_node>/delta_twist_cmds (`jepa_common.topics.SERVO_TWIST` by default),
     joint_trajectory -> ~/joint_trajectory, position_commands -> ~/commands."""
     if settings.output == "twist":
-        return f"{settings.servo_node}/delta_twist_cmds"
+        return f"{settings.servo_node}/{topics.SERVO_TWIST_INPUT}"
     return "~/joint_trajectory" if settings.output == "joint_trajectory" else "~/commands"
 
 

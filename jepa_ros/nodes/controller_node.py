@@ -32,6 +32,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
+from jepa_common import topics
 from jepa_control.arm_controller import ArmController, Command, ControllerSettings, PlanInput
 from jepa_control.servo_startup import ServoStartup, startup_call
 from jepa_ros.msg_validation import MessageValidationError, plan_actions
@@ -58,11 +59,11 @@ class ControllerNode(Node):
         self._startup_client, self._startup_request = self._startup_service(settings)
         self._startup_future = None
         if settings.joint_space:
-            self.create_subscription(JointState, "/joint_states", self._on_joint_state, reliable_qos(5))
+            self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, reliable_qos(5))
         else:
-            self.create_subscription(PoseStamped, "/ee_pose", self._on_pose, reliable_qos(5))
-        self.create_subscription(Plan, "/jepa/plan", self._on_plan, reliable_qos(5))
-        self.create_subscription(Bool, "/jepa/estop", self._on_estop_topic, latched_qos())
+            self.create_subscription(PoseStamped, topics.EE_POSE, self._on_pose, reliable_qos(5))
+        self.create_subscription(Plan, topics.PLAN, self._on_plan, reliable_qos(5))
+        self.create_subscription(Bool, topics.ESTOP, self._on_estop_topic, latched_qos())
         self.create_service(SetBool, "~/arm", self._on_arm)
         self.create_service(SetBool, "~/estop", self._on_estop_service)
         self._diagnostics = Diagnostics(self, "controller_node")
@@ -180,7 +181,7 @@ class ControllerNode(Node):
         return response
 
     def _on_estop_topic(self, msg: Bool) -> None:
-        self._send(self._controller.estop_topic(msg.data, "/jepa/estop", self._now()))
+        self._send(self._controller.estop_topic(msg.data, topics.ESTOP, self._now()))
 
     # ----------------------------------------------------------------------------------------------- control
     def _cycle(self) -> None:

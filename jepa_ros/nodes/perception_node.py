@@ -28,6 +28,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from jepa_common import topics
 from jepa_ros.msg_validation import fill_embedding
 from jepa_ros.ros_util import (OK, WARN, Diagnostics, declare_settings, reliable_qos, run_node, sensor_qos,
                                stamp_seconds)
@@ -57,13 +58,13 @@ class PerceptionNode(Node):
         self._last_gap: float | None = None
         self._last_encode_ms: float | None = None
 
-        self._publisher = self.create_publisher(Embedding, "/jepa/embedding", reliable_qos(5))
+        self._publisher = self.create_publisher(Embedding, topics.EMBEDDING, reliable_qos(5))
         image_type = CompressedImage if s.compressed else Image
         self.create_subscription(image_type, s.image_topic, self._on_image, sensor_qos())
         if s.state_source == "ee_pose":
-            self.create_subscription(PoseStamped, "/ee_pose", self._on_pose, reliable_qos(5))
+            self.create_subscription(PoseStamped, topics.EE_POSE, self._on_pose, reliable_qos(5))
         elif s.state_source == "joint_states":
-            self.create_subscription(JointState, "/joint_states", self._on_joint_state, reliable_qos(5))
+            self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, reliable_qos(5))
         self._diagnostics = Diagnostics(self, "perception_node")
         self.create_timer(0.5, self._report)
         self._running = True

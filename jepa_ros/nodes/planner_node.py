@@ -34,6 +34,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from jepa_common import topics
 from jepa_planner.mpc import (FINISHED, HOLD, INVALID, PLAN, WAIT, Decision, InvalidGoalError, MPCLoop, Observation,
                               PlannerModels, PlannerSettings, PlannerSetupError, ReachOutcome)
 from jepa_ros.msg_validation import MessageValidationError, embedding_array, embedding_state, fill_embedding, fill_plan
@@ -71,16 +72,16 @@ class PlannerNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         group = ReentrantCallbackGroup()
-        self._plan_pub = self.create_publisher(Plan, "/jepa/plan", reliable_qos(5))
-        self._prediction_pub = self.create_publisher(Prediction, "/jepa/prediction", reliable_qos(5))
-        self.create_subscription(Embedding, "/jepa/embedding", self._on_embedding, reliable_qos(5),
+        self._plan_pub = self.create_publisher(Plan, topics.PLAN, reliable_qos(5))
+        self._prediction_pub = self.create_publisher(Prediction, topics.PREDICTION, reliable_qos(5))
+        self.create_subscription(Embedding, topics.EMBEDDING, self._on_embedding, reliable_qos(5),
                                  callback_group=group)
-        self.create_subscription(Image, "/jepa/goal_image", self._on_goal_image, reliable_qos(1), callback_group=group)
-        self.create_subscription(Embedding, "/jepa/goal_embedding", self._on_goal_embedding, reliable_qos(1),
+        self.create_subscription(Image, topics.GOAL_IMAGE, self._on_goal_image, reliable_qos(1), callback_group=group)
+        self.create_subscription(Embedding, topics.GOAL_EMBEDDING, self._on_goal_embedding, reliable_qos(1),
                                  callback_group=group)
-        self.create_service(Predict, "/jepa/predict", self._on_predict, callback_group=group)
-        self._action_server = ActionServer(self, ReachGoal, "/jepa/reach_goal", self._execute, callback_group=group,
-                                           goal_callback=self._on_goal_request,
+        self.create_service(Predict, topics.PREDICT_SERVICE, self._on_predict, callback_group=group)
+        self._action_server = ActionServer(self, ReachGoal, topics.REACH_GOAL_ACTION, self._execute,
+                                           callback_group=group, goal_callback=self._on_goal_request,
                                            cancel_callback=lambda _handle: CancelResponse.ACCEPT)
         self._diagnostics = Diagnostics(self, "planner_node")
         self._report(WARN, "waiting: no goal")
@@ -131,10 +132,10 @@ class PlannerNode(Node):
         self.get_logger().info(f"new goal from {source}")
 
     def _on_goal_image(self, msg: Image) -> None:
-        self._set_topic_goal(lambda: self._goal_image(msg), "/jepa/goal_image")
+        self._set_topic_goal(lambda: self._goal_image(msg), topics.GOAL_IMAGE)
 
     def _on_goal_embedding(self, msg: Embedding) -> None:
-        self._set_topic_goal(lambda: self._goal_features(msg, "goal_embedding"), "/jepa/goal_embedding")
+        self._set_topic_goal(lambda: self._goal_features(msg, "goal_embedding"), topics.GOAL_EMBEDDING)
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """Run-time changes go through the MPC loop's checks; a CEM change rebuilds its planner."""

@@ -40,17 +40,17 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_common import frames, topics
 from jepa_ros.ros_util import (OK, WARN, Diagnostics, declare_settings, latched_qos, reliable_qos, run_node,
                                sensor_qos)
-from jepa_sim.arm_sim import (BASE_FRAME, CAMERA_FRAME, EE_RADIUS, HOME_JOINT_POSITIONS, PUCK_HALF_HEIGHT,
-                              PUSH_WORKSPACE, TASKS, ArmSim)
+from jepa_sim.arm_sim import EE_RADIUS, HOME_JOINT_POSITIONS, PUCK_HALF_HEIGHT, PUSH_WORKSPACE, TASKS, ArmSim
 from jepa_sim.push import CONTACT, PushTask, goal_scene
 from jepa_common.settings import setting
 
 NODE_NAME = "sim_node"
 PHYSICS_PERIOD = 0.01  # s between physics updates (the physics itself runs at the model timestep)
 MAX_CATCH_UP = 0.25  # s of simulated time the node may fall behind before it drops wall time
-_BASE_FRAMES = ("", BASE_FRAME)
+_BASE_FRAMES = ("", frames.BASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,19 +112,19 @@ class SimNode(Node):
             raise ValueError(f"parameter initial_joint_positions/initial_object_position: {exc}") from exc
         self.sim.render()  # create the renderer now, not in the first camera callback
 
-        self._image_pub = self.create_publisher(Image, "/camera/image_raw", sensor_qos())
-        self._info_pub = self.create_publisher(CameraInfo, "/camera/camera_info", sensor_qos())
-        self._joint_pub = self.create_publisher(JointState, "/joint_states", reliable_qos())
-        self._pose_pub = self.create_publisher(PoseStamped, "/ee_pose", reliable_qos())
+        self._image_pub = self.create_publisher(Image, topics.CAMERA, sensor_qos())
+        self._info_pub = self.create_publisher(CameraInfo, topics.CAMERA_INFO, sensor_qos())
+        self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, reliable_qos())
+        self._pose_pub = self.create_publisher(PoseStamped, topics.EE_POSE, reliable_qos())
         self._goal_pub = self.create_publisher(Image, "~/goal_image", latched_qos())
-        self._clock_pub = self.create_publisher(ClockMsg, "/clock", reliable_qos(1)) if s.publish_clock else None
-        self._object_pub = self.create_publisher(PoseStamped, "/object_pose", reliable_qos()) if self._push else None
+        self._clock_pub = self.create_publisher(ClockMsg, topics.CLOCK, reliable_qos(1)) if s.publish_clock else None
+        self._object_pub = self.create_publisher(PoseStamped, topics.OBJECT_POSE, reliable_qos()) if self._push \
+            else None
         self._diagnostics = Diagnostics(self, NODE_NAME)
 
         # Best effort accepts both reliable and best-effort publishers of the command stream.
-        self.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", self._on_twist, sensor_qos())
-        self.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
-                                 self._on_trajectory, reliable_qos())
+        self.create_subscription(TwistStamped, topics.SERVO_TWIST, self._on_twist, sensor_qos())
+        self.create_subscription(JointTrajectory, topics.JOINT_TRAJECTORY, self._on_trajectory, reliable_qos())
         self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal_pose, reliable_qos())
         self.create_service(Trigger, "~/reset", self._on_reset)
         if self._push:
@@ -199,7 +199,7 @@ class SimNode(Node):
         msg = Image(height=image.shape[0], width=image.shape[1], encoding="rgb8", is_bigendian=0,
                     step=3 * image.shape[1])
         msg.header.stamp = stamp
-        msg.header.frame_id = CAMERA_FRAME
+        msg.header.frame_id = frames.SIM_CAMERA_OPTICAL
         msg.data = image.tobytes()
         return msg
 
@@ -218,7 +218,7 @@ class SimNode(Node):
     def _pose_msg(position: np.ndarray, quat_wxyz: np.ndarray, stamp: TimeMsg) -> PoseStamped:
         pose = PoseStamped()
         pose.header.stamp = stamp
-        pose.header.frame_id = BASE_FRAME
+        pose.header.frame_id = frames.BASE
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in position)
         o = pose.pose.orientation
         o.w, o.x, o.y, o.z = (float(v) for v in quat_wxyz)
@@ -262,7 +262,7 @@ class SimNode(Node):
             self._reject("twist", f"non-finite values linear={linear} angular={angular}")
             return
         if msg.header.frame_id not in _BASE_FRAMES:
-            self._reject("twist", f"frame_id '{msg.header.frame_id}' is not '{BASE_FRAME}' (or empty)")
+            self._reject("twist", f"frame_id '{msg.header.frame_id}' is not '{frames.BASE}' (or empty)")
             return
         if any(angular):
             self.get_logger().warning("ignoring the angular part of twist commands (position-only arm)",
@@ -300,7 +300,7 @@ class SimNode(Node):
         p = msg.pose.position
         xyz = [p.x, p.y, p.z]
         if msg.header.frame_id not in _BASE_FRAMES:
-            self.get_logger().warning(f"goal_pose frame_id '{msg.header.frame_id}' is not '{BASE_FRAME}'; ignored")
+            self.get_logger().warning(f"goal_pose frame_id '{msg.header.frame_id}' is not '{frames.BASE}'; ignored")
             return
         try:
             image = self.sim.render_goal(xyz)
@@ -328,7 +328,7 @@ class SimNode(Node):
         xy = np.array([p.x, p.y])
         problem = ""
         if msg.header.frame_id not in _BASE_FRAMES:
-            problem = f"frame_id '{msg.header.frame_id}' is not '{BASE_FRAME}'"
+            problem = f"frame_id '{msg.header.frame_id}' is not '{frames.BASE}'"
         elif not np.all(np.isfinite(xy)):
             problem = f"non-finite position {xy.tolist()}"
         elif not PUSH_WORKSPACE.contains([*xy, PUSH_WORKSPACE.low[2]]):

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from jepa_common import frames, topics
+
 COMPRESSED_TOPIC = "/soak/camera/compressed"
 #: topic key of :func:`hostile_message` -> topic the message is published on
-HOSTILE_TOPICS = {"plan": "/jepa/plan", "embedding": "/jepa/embedding", "image": "/camera/image_raw",
-                  "compressed": COMPRESSED_TOPIC, "pose": "/ee_pose"}
+HOSTILE_TOPICS = {"plan": topics.PLAN, "embedding": topics.EMBEDDING, "image": topics.CAMERA,
+                  "compressed": COMPRESSED_TOPIC, "pose": topics.EE_POSE}
 HOSTILE_KINDS = (
     "plan_nan_actions", "plan_inf_actions", "plan_nan_energy", "plan_huge", "plan_big", "plan_wrong_size",
     "plan_no_names", "plan_future_far", "plan_future_near", "plan_past_far", "plan_past_near",
@@ -109,7 +111,7 @@ def hostile_plan(kind: str, now: float, rng: np.random.Generator):
         actions = rng.uniform(-1.0, 1.0, size=(1, 3))
     msg = Plan()
     msg.header.stamp = stamp(when)
-    msg.header.frame_id = "camera"
+    msg.header.frame_id = frames.CAMERA_OPTICAL
     fill_plan(msg, actions, action_names=["dx", "dy", "dz"], action_units=["m", "m", "m"], energies=energies,
               energy=energies[0], sequence=int(rng.integers(1 << 40, 1 << 50)))
     if kind == "plan_wrong_size":
@@ -151,7 +153,7 @@ def hostile_image(kind: str, now: float, source=None):
            "image_bad_encoding": Image(height=8, width=8, encoding="yuv9000", step=24, data=bytes(192)),
            "image_huge_header": Image(height=60000, width=60000, encoding="rgb8", step=180000,
                                       data=bytes(64))}[kind]
-    msg.header.frame_id = "camera_optical_frame"
+    msg.header.frame_id = frames.CAMERA_OPTICAL
     msg.header.stamp = stamp(now)
     return msg
 
@@ -171,7 +173,7 @@ def hostile_compressed(kind: str, now: float, rng: np.random.Generator, image=No
             return None
         data, fmt = png_bytes(image_to_array(image)), "png"
     msg = CompressedImage(format=fmt, data=data)
-    msg.header.frame_id = "camera_optical_frame"
+    msg.header.frame_id = frames.CAMERA_OPTICAL
     msg.header.stamp = stamp(now)
     return msg
 
@@ -180,7 +182,7 @@ def hostile_pose(kind: str, now: float, position: tuple[float, float, float]):
     """A geometry_msgs/PoseStamped at ``position``: stamped an hour ahead, or with a NaN x."""
     from geometry_msgs.msg import PoseStamped
     msg = PoseStamped()
-    msg.header.frame_id = "base_link"
+    msg.header.frame_id = frames.BASE
     msg.header.stamp = stamp(now + 3600.0 if kind == "pose_future" else now)
     p = msg.pose.position
     p.x, p.y, p.z = (math.nan, position[1], position[2]) if kind == "pose_nan" else position

@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 
+from jepa_common import topics
 from jepa_control.command_audit import Command, Gate, Pose
 from jepa_ros.soak.hostile import HOSTILE_TOPICS, hostile_message
 
@@ -43,18 +44,18 @@ class SoakNode:
         self.controller_values: dict[str, str] = {}
         self.last_embedding = None
         self.last_image = None
-        node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", self._on_twist, reliable_qos(200))
-        node.create_subscription(PoseStamped, "/ee_pose", self._on_pose, reliable_qos(200))
-        node.create_subscription(Plan, "/jepa/plan", self._on_plan, reliable_qos(50))
-        node.create_subscription(Embedding, "/jepa/embedding", self._on_embedding, reliable_qos(5))
-        node.create_subscription(Image, "/camera/image_raw", self._on_image, sensor_qos())
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable_qos(50))
+        node.create_subscription(TwistStamped, topics.SERVO_TWIST, self._on_twist, reliable_qos(200))
+        node.create_subscription(PoseStamped, topics.EE_POSE, self._on_pose, reliable_qos(200))
+        node.create_subscription(Plan, topics.PLAN, self._on_plan, reliable_qos(50))
+        node.create_subscription(Embedding, topics.EMBEDDING, self._on_embedding, reliable_qos(5))
+        node.create_subscription(Image, topics.CAMERA, self._on_image, sensor_qos())
+        node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, reliable_qos(50))
         hostile_types = {"plan": (Plan, reliable_qos(5)), "embedding": (Embedding, reliable_qos(5)),
                          "image": (Image, sensor_qos()), "compressed": (CompressedImage, sensor_qos()),
                          "pose": (PoseStamped, reliable_qos(5))}
         self._hostile_pubs = {key: node.create_publisher(msg_type, HOSTILE_TOPICS[key], qos)
                               for key, (msg_type, qos) in hostile_types.items()}
-        self.estop_pub = node.create_publisher(Bool, "/jepa/estop", latched_qos())
+        self.estop_pub = node.create_publisher(Bool, topics.ESTOP, latched_qos())
         self._arm = node.create_client(SetBool, f"{controller}/arm")
         self._estop = node.create_client(SetBool, f"{controller}/estop")
         self._diag_name = f"jepa_ros: {controller.strip('/')}"

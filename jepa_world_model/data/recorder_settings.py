@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from jepa_world_model.data.recording import CAMERA_TOPIC, COMPRESSIONS, EE_POSE_TOPIC, JOINT_STATES_TOPIC, PLAN_TOPIC, TWIST_TOPIC
 from jepa_common.settings import setting
+from jepa_world_model.data.recording import (CAMERA_TOPIC, COMPRESSIONS, EE_POSE_TOPIC, JOINT_STATES_TOPIC,
+                                             PLAN_TOPIC, TWIST_TOPIC)
 
 DEFAULT_TOPICS = (EE_POSE_TOPIC, JOINT_STATES_TOPIC, TWIST_TOPIC, PLAN_TOPIC)
 

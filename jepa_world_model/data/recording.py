@@ -33,6 +33,9 @@ from mcap.writer import CompressionType
 from mcap.writer import Writer as McapWriter
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+import jepa_common.frames
+from jepa_common import topics
+
 LOG = logging.getLogger(__name__)
 
 PRIMITIVE_TYPES = frozenset({"bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16",
@@ -40,13 +43,13 @@ PRIMITIVE_TYPES = frozenset({"bool", "byte", "char", "float32", "float64", "int8
 DELIMITER = "=" * 80
 COMPRESSIONS = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "none": CompressionType.NONE}
 
-# Default topics (docs/ARCHITECTURE.md) and their message types.
-CAMERA_TOPIC = "/camera/image_raw"
-EE_POSE_TOPIC = "/ee_pose"
-OBJECT_POSE_TOPIC = "/object_pose"
-JOINT_STATES_TOPIC = "/joint_states"
-TWIST_TOPIC = "/servo_node/delta_twist_cmds"
-PLAN_TOPIC = "/jepa/plan"
+# The default topics of a recording (their names are `jepa_common.topics`') and their message types.
+CAMERA_TOPIC = topics.CAMERA
+EE_POSE_TOPIC = topics.EE_POSE
+OBJECT_POSE_TOPIC = topics.OBJECT_POSE
+JOINT_STATES_TOPIC = topics.JOINT_STATES
+TWIST_TOPIC = topics.SERVO_TWIST
+PLAN_TOPIC = topics.PLAN
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 POSE_TYPE = "geometry_msgs/msg/PoseStamped"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
@@ -335,6 +338,6 @@ def write_episode_arrays(path: str | Path, frames: Sequence[np.ndarray], positio
         writer.add_topic(EE_POSE_TOPIC, POSE_TYPE)
         for rgb, position, stamp in zip(frames, positions, stamps_ns):
             writer.write(CAMERA_TOPIC, make_message(IMAGE_TYPE, int(stamp), rgb=rgb), int(stamp))
-            writer.write(EE_POSE_TOPIC, make_message(POSE_TYPE, int(stamp), "base_link", position=position),
-                         int(stamp))
+            writer.write(EE_POSE_TOPIC, make_message(POSE_TYPE, int(stamp), jepa_common.frames.BASE,
+                                                       position=position), int(stamp))
     return Path(path)
