@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_common import topics
 from jepa_control.arm_controller import (ActionMappingError, ArmController, ControllerSettings, PlanInput,
                                   cartesian_displacement, joint_displacement)
 from jepa_common.settings import SettingsError, make_settings
+
+pytestmark = pytest.mark.unit
 
 DT = 0.05            # 20 Hz, the default rate
 XYZ = ("dx", "dy", "dz")
@@ -166,9 +169,9 @@ def test_estop_stops_at_once_latches_and_only_the_service_clears_it():
     ctl.on_plan(plan([[0.2, 0, 0]]), 0.0, 0.0)
     drive(ctl, arm, 0.0, 0.3)
     assert ctl.velocity[0] > 0
-    stop = ctl.estop_topic(True, "/jepa/estop", 0.3)
+    stop = ctl.estop_topic(True, topics.ESTOP, 0.3)
     assert stop.stop and not stop.velocity.any() and not ctl.armed        # sent now, not at the next cycle
-    assert ctl.estop_topic(False, "/jepa/estop", 0.31) is None and ctl.estop_state.engaged
+    assert ctl.estop_topic(False, topics.ESTOP, 0.31) is None and ctl.estop_state.engaged
     assert not ctl.arm(0.31)[0]
     assert ctl.status(0.31)[0] == "error"
     ctl.estop(False, "~/estop", 0.32)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jepa_common import frames
 from jepa_control.arm_controller import ArmController, ControllerSettings, PlanInput
 from jepa_control.servo_startup import CALL_TIMEOUT, ServoStartup, StartupCall, startup_call
 from jepa_common.settings import SettingsError, make_settings
+
+pytestmark = pytest.mark.unit
 
 HOME = [0.3, 0.0, 0.2]
 
@@ -80,7 +83,7 @@ def test_arming_is_refused_while_something_blocks_the_actuator():
 
 def test_a_pose_in_another_frame_is_refused_and_stops_an_armed_arm():
     ctl = controller()
-    assert ctl.on_pose(HOME, "base_link", 0.0, 0.0) is None and ctl.arm(0.0)[0]
+    assert ctl.on_pose(HOME, frames.BASE, 0.0, 0.0) is None and ctl.arm(0.0)[0]
     ctl.on_plan(PlanInput(actions=np.array([[0.02, 0.0, 0.0]]), action_names=("dx", "dy", "dz")), 0.0, 0.0)
     assert ctl.cycle(0.0).velocity.any()
     stop = ctl.on_pose([0.9, 0.9, 0.9], "world", 0.01, 0.01)

@@ -21,6 +21,10 @@ from jepa_msgs.msg import Embedding  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import AnyLaunchDescriptionSource  # noqa: E402
 
+from jepa_common import topics  # noqa: E402
+
+pytestmark = pytest.mark.nodes
+
 STREAM = 5          # embeddings with state in a row that count as a steady stream
 TIMEOUT = 120.0     # [s] model loading and the first frames on a loaded machine
 
@@ -50,7 +54,7 @@ def test_embeddings_flow_from_the_launched_sim():
     try:
         node = rclpy.create_node("launch_check", context=context)
         got: list[Embedding] = []
-        node.create_subscription(Embedding, "/jepa/embedding", got.append, 10)
+        node.create_subscription(Embedding, topics.EMBEDDING, got.append, 10)
 
         def steady() -> bool:
             # the first embeddings may come before the sim's first state: count only those with the state
@@ -62,7 +66,7 @@ def test_embeddings_flow_from_the_launched_sim():
             assert msg.header.stamp.sec > 0 and len(msg.data) == msg.shape[0] * msg.shape[1]
             assert len(msg.state) == len(msg.state_names)
         # the rest of the stack is up: the planner publishes plans, the controller runs
-        assert _spin_until(node, context, lambda: node.count_publishers("/jepa/plan") > 0, 30.0)
+        assert _spin_until(node, context, lambda: node.count_publishers(topics.PLAN) > 0, 30.0)
         assert _spin_until(node, context, lambda: "controller_node" in node.get_node_names(), 30.0)
     finally:
         rclpy.try_shutdown(context=context)

@@ -15,10 +15,13 @@ from jepa_msgs.msg import Plan
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_common import frames, topics
 from jepa_ros.ros_util import OK, WARN, reliable_qos, stamp_seconds
 from test.support.nodes import (CONTROLLER_STATUS, HOME_Q, Driver, NodeProcess, Robot, cleanup_all, latest_status,
                                      make_plan, moving, ros_args, set_bool, stamped_after, twist_vector,
                                      wait_for_service, wait_status, wait_until, wildcard_params)
+
+pytestmark = pytest.mark.nodes
 
 RATE = 20.0
 PERIOD = 1.0 / RATE
@@ -47,15 +50,15 @@ def settled(messages, start: float) -> bool:
 
 
 def test_twist_output_executes_each_plan_once(driver, processes):
-    twists = driver.collect(TwistStamped, "/servo_node/delta_twist_cmds", reliable_qos(100))
-    diagnostics = driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
+    twists = driver.collect(TwistStamped, topics.SERVO_TWIST, reliable_qos(100))
+    diagnostics = driver.collect(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos(50))
     robot = Robot(driver)
     # A long plan_timeout: this test pauses between plans (the watchdog has its own tests).
     process = NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
         "controller.yaml", rate=RATE, step_duration=0.25, plan_timeout=30.0))
     processes.append(process)
     wait_for_service(driver, "/controller_node/arm", process)
-    plans = driver.publisher(Plan, "/jepa/plan", reliable_qos(5))
+    plans = driver.publisher(Plan, topics.PLAN, reliable_qos(5))
     driver.wait_for_subscribers(plans)
     assert wait_until(lambda: len(twists) >= 3, 20.0), process.output()
     assert not any(moving(m) for m in twists.messages), "a disarmed controller sends zero twists"
@@ -80,7 +83,7 @@ def test_twist_output_executes_each_plan_once(driver, processes):
     total = sum(twist_vector(m) for m in motion) * PERIOD
     np.testing.assert_allclose(total[:3], [0.02, -0.01, 0.0], atol=1e-9)
     np.testing.assert_allclose(total[3:], [0.0, 0.0, 0.1], atol=1e-9)  # a yaw increment turns about z
-    assert all(m.header.frame_id == "base_link" for m in motion)
+    assert all(m.header.frame_id == frames.BASE for m in motion)
     stamps = [stamp_seconds(m.header.stamp) for m in twists.messages]
     assert all(b > a for a, b in zip(stamps, stamps[1:])), "every command gets a fresh, increasing stamp"
 
@@ -116,14 +119,14 @@ def test_twist_output_executes_each_plan_once(driver, processes):
 def test_joint_outputs_follow_joint_plans(driver, processes):
     """joint_trajectory and position_commands controllers (namespaced, side by side) execute one joint plan."""
     params = wildcard_params("controller.yaml")
-    trajectories = driver.collect(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
+    trajectories = driver.collect(JointTrajectory, topics.JOINT_TRAJECTORY,
                                   reliable_qos(100))
     commands = driver.collect(Float64MultiArray, "/pc/controller_node/commands", reliable_qos(100))
     robot = Robot(driver, joints=True)
     common = dict(rate=RATE, step_duration=1.0, plan_timeout=30.0)
     started = [
         NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
-            params, {"__ns": "/jt", "~/joint_trajectory": "/joint_trajectory_controller/joint_trajectory"},
+            params, {"__ns": "/jt", "~/joint_trajectory": topics.JOINT_TRAJECTORY},
             output="joint_trajectory", **common)),
         NodeProcess.module("jepa_ros.nodes.controller_node", ros_args(
             params, {"__ns": "/pc"}, output="position_commands", **common)),
@@ -134,9 +137,9 @@ def test_joint_outputs_follow_joint_plans(driver, processes):
     processes.extend(started)
     wait_for_service(driver, "/jt/controller_node/arm", started[0])
     wait_for_service(driver, "/pc/controller_node/arm", started[1])
-    plans = driver.publisher(Plan, "/jepa/plan", reliable_qos(5))
+    plans = driver.publisher(Plan, topics.PLAN, reliable_qos(5))
     driver.wait_for_subscribers(plans, count=2)
-    diagnostics = driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
+    diagnostics = driver.collect(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos(50))
 
     def has_state(ns: str) -> bool:
         arrays = [a for a in diagnostics.messages if a.status[0].hardware_id == f"/{ns}/controller_node"]

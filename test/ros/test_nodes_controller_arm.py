@@ -2,15 +2,17 @@
 topic) and the base-frame check (a pose in another frame stops the arm with a diagnostic)."""
 from __future__ import annotations
 
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
 
+from jepa_common import frames, topics
 from jepa_ros.launch_runner.launch_file import read_launch_file
 from jepa_ros.ros_util import ERROR, reliable_qos
 from test.support.nodes import (CONTROLLER_STATUS, REPO, ControllerBench, Driver, NodeProcess, Robot,
                                      moving, stamped_after, wait_for_service, wait_status, wait_until)
 
-TWIST_TOPIC = "/servo_node/delta_twist_cmds"
+pytestmark = pytest.mark.nodes
 
 
 def test_the_arm_launch_file_starts_the_controller_in_a_dry_run():
@@ -19,13 +21,13 @@ def test_the_arm_launch_file_starts_the_controller_in_a_dry_run():
     driver = Driver()
     process = NodeProcess.module("jepa_ros.nodes.controller_node", controller.ros_args())
     try:
-        diagnostics = driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
+        diagnostics = driver.collect(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos(50))
         Robot(driver)
         wait_for_service(driver, "/controller_node/arm", process)
         status = wait_status(diagnostics, CONTROLLER_STATUS, lambda lv, msg, v: float(v["state_age"]) < 1.0)
         assert status and status[1].startswith("DRY RUN"), (status, process.output())
         assert status[2]["servo_startup"] == "skipped (dry run)" and status[2]["dry_run"] == "True"
-        assert driver.node.count_publishers(TWIST_TOPIC) == 0
+        assert driver.node.count_publishers(topics.SERVO_TWIST) == 0
         assert driver.node.count_publishers("/controller_node/preview") == 1
     finally:
         process.cleanup()
@@ -46,9 +48,9 @@ def test_dry_run_publishes_previews_and_nothing_on_the_actuator_topic():
                                              lambda lv, msg, v: "executing" in msg)
         assert message.startswith("DRY RUN") and values["dry_run"] == "True", message
         assert values["servo_startup"] == "skipped (dry run)", values
-        assert previews.messages[-1].header.frame_id == "base_link"
+        assert previews.messages[-1].header.frame_id == frames.BASE
         assert len(bench.twists) == 0, "a dry run sent commands to the actuator topic"
-        assert bench.driver.node.count_publishers(TWIST_TOPIC) == 0
+        assert bench.driver.node.count_publishers(topics.SERVO_TWIST) == 0
     finally:
         bench.close()
 
@@ -59,7 +61,7 @@ def test_one_pose_in_a_wrong_frame_stops_the_arm_with_a_diagnostic():
         armed = bench.arm()
         bench.feed(True)
         assert wait_until(lambda: bench.moving_after(armed), 10.0), bench.report()
-        wrong = bench.driver.publisher(PoseStamped, "/ee_pose", reliable_qos(5))
+        wrong = bench.driver.publisher(PoseStamped, topics.EE_POSE, reliable_qos(5))
         bench.driver.wait_for_subscribers(wrong)
         msg = PoseStamped()
         msg.header.stamp, msg.header.frame_id = bench.driver.stamp(), "world"

@@ -15,10 +15,13 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
+from jepa_common import frames, topics
 from jepa_control.arm_controller import ControllerSettings
 from jepa_ros.ros_util import reliable_qos, stamp_seconds
 from test.support.nodes import (CONTROLLER_STATUS, ControllerBench, FollowingRobot, Robot, make_plan, set_bool,
                                      stamped_after, twist_vector, wait_status, wait_until)
+
+pytestmark = pytest.mark.nodes
 
 DEFAULTS = ControllerSettings()
 MOTION_STATE_AGE = DEFAULTS.motion_state_age
@@ -62,10 +65,10 @@ class TestContinuousBench:
         armed = b.arm()
         assert wait_until(lambda: b.moving_after(armed), 10.0), b.report()
         future = counts(b, "future_stamps")
-        hostile = b.driver.publisher(PoseStamped, "/ee_pose", reliable_qos(5))
+        hostile = b.driver.publisher(PoseStamped, topics.EE_POSE, reliable_qos(5))
         b.driver.wait_for_subscribers(hostile)
         msg = PoseStamped()
-        msg.header.stamp, msg.header.frame_id = b.driver.stamp(b.driver.now() + 3600.0), "base_link"
+        msg.header.stamp, msg.header.frame_id = b.driver.stamp(b.driver.now() + 3600.0), frames.BASE
         msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = b.robot.position
         hostile.publish(msg)
         wait_count(b, "future_stamps", future + 1)
@@ -185,7 +188,7 @@ def test_one_joint_state_stamped_an_hour_ahead_does_not_switch_the_state_watchdo
         b.arm()
         assert wait_until(lambda: len(commands) >= 5, 10.0), b.report()
         future = counts(b, "future_stamps")
-        hostile = b.driver.publisher(JointState, "/joint_states", reliable_qos(5))
+        hostile = b.driver.publisher(JointState, topics.JOINT_STATES, reliable_qos(5))
         b.driver.wait_for_subscribers(hostile)
         msg = JointState(name=["base_yaw", "shoulder_pitch", "elbow_pitch"], position=[0.0, 0.43, 2.04])
         msg.header.stamp = b.driver.stamp(b.driver.now() + 3600.0)

@@ -12,9 +12,12 @@ import time
 import pytest
 from std_msgs.msg import Bool
 
+from jepa_common import topics
 from jepa_ros.ros_util import ERROR, latched_qos, stamp_seconds
 from test.support.nodes import (CONTROLLER_STATUS, ControllerBench, NodeProcess, moving, set_bool,
                                      stamped_after, wait_status, wait_until)
+
+pytestmark = pytest.mark.nodes
 
 PLAN_TIMEOUT = 0.5
 STATE_TIMEOUT = 0.3
@@ -70,7 +73,7 @@ def test_estop_stops_at_once_and_latches(fresh):
     assert not response.success and "e-stop" in response.message
 
     # A false on the latched topic does not clear it; only the service does, and clearing does not re-arm.
-    topic = b.driver.publisher(Bool, "/jepa/estop", latched_qos())
+    topic = b.driver.publisher(Bool, topics.ESTOP, latched_qos())
     b.driver.wait_for_subscribers(topic)
     topic.publish(Bool(data=False))
     time.sleep(0.2)

@@ -19,12 +19,15 @@ from jepa_msgs.msg import Embedding
 from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 
+from jepa_common import frames, topics
 from jepa_ros.msg_validation import embedding_array
 from jepa_ros.ros_util import WARN, reliable_qos, sensor_qos, stamp_seconds
 from jepa_world_model import load_encoder
 from jepa_world_model.devices import resolve_device
 from jepa_world_model.data.image_encoding import image_to_rgb, prepare_image
 from test.support.nodes import Driver, NodeProcess, Robot, cleanup_all, ros_args, wait_status, wait_until
+
+pytestmark = pytest.mark.nodes
 
 STATUS = "jepa_ros: perception_node"
 BAD_KINDS = ("encoding", "size", "step", "truncated", "length")
@@ -36,11 +39,11 @@ class Camera:
 
     def __init__(self, image_type=Image, **params):
         self.driver = Driver()
-        self.embeddings = self.driver.collect(Embedding, "/jepa/embedding", reliable_qos(100))
-        self.diagnostics = self.driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
+        self.embeddings = self.driver.collect(Embedding, topics.EMBEDDING, reliable_qos(100))
+        self.diagnostics = self.driver.collect(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos(50))
         self.process = NodeProcess.module("jepa_ros.nodes.perception_node",
                                           ros_args("perception.yaml", torch_threads=1, **params))
-        self.images = self.driver.publisher(image_type, "/camera/image_raw", sensor_qos())
+        self.images = self.driver.publisher(image_type, topics.CAMERA, sensor_qos())
         self.robot: Robot | None = None
         assert wait_until(lambda: self.images.get_subscription_count() > 0 or not self.process.alive(), 60.0)
         assert self.process.alive(), self.process.output()
@@ -214,9 +217,9 @@ def test_embedding_keeps_stamp_frame_and_state(camera):
     # bgr8, 60x80 with row padding: centre-cropped to 60x60, resized to the tiny encoder's 64x64.
     image = rgb8_image(60, 80, seed=2, pad=7)
     image.encoding = "bgr8"
-    image.header.frame_id = "sim_camera_optical_frame"
+    image.header.frame_id = frames.SIM_CAMERA_OPTICAL
     embedding = camera.encode_one(image)
-    assert embedding.header.frame_id == "sim_camera_optical_frame"
+    assert embedding.header.frame_id == frames.SIM_CAMERA_OPTICAL
     device = resolve_device("auto")  # the node's device (auto): the same kernels give the same features
     encoder = load_encoder("tiny").to(device)
     assert embedding.model_id == encoder.model_id
@@ -258,7 +261,7 @@ def test_future_stamps_are_refused_and_a_stopped_state_stops_the_embeddings(came
     assert wait_until(lambda: camera.count("future") > before, 10.0), camera.values()
     pose = PoseStamped()
     pose.header.stamp = camera.driver.stamp(camera.driver.now() + 3600.0)
-    pose.header.frame_id = "base_link"
+    pose.header.frame_id = frames.BASE
     pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = 9.0, 9.0, 9.0
     pose.pose.orientation.w = 1.0
     camera.robot.publisher.publish(pose)

@@ -25,11 +25,14 @@ from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
+from jepa_common import frames, topics
 from jepa_ros.msg_validation import embedding_array, fill_embedding, plan_actions
 from jepa_ros.ros_util import reliable_qos
 from jepa_world_model import load_encoder, load_predictor, save_checkpoint
 from test.support.nodes import Driver as RosDriver
 from test.support.nodes import NodeProcess, cleanup_all, ros_args
+
+pytestmark = pytest.mark.nodes
 
 HORIZON = 2
 # Small CEM and short waits keep the test fast; everything else comes from config/planner.yaml. The device is
@@ -95,15 +98,15 @@ class Driver:
         self.fed_stamps: set[tuple[int, int]] = set()
         self.last_fed = math.nan             # monotonic time of the last fed embedding
         self.feed: Embedding | None = None   # template published at 20 Hz with a fresh stamp; None: stop
-        self.embedding_pub = node.create_publisher(Embedding, "/jepa/embedding", reliable_qos(5))
-        self.goal_embedding_pub = node.create_publisher(Embedding, "/jepa/goal_embedding", reliable_qos(1))
-        self.goal_image_pub = node.create_publisher(Image, "/jepa/goal_image", reliable_qos(1))
-        node.create_subscription(Plan, "/jepa/plan", self._on_plan, reliable_qos(10))
-        node.create_subscription(Prediction, "/jepa/prediction", self._on_prediction, reliable_qos(10))
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.predict = node.create_client(Predict, "/jepa/predict")
+        self.embedding_pub = node.create_publisher(Embedding, topics.EMBEDDING, reliable_qos(5))
+        self.goal_embedding_pub = node.create_publisher(Embedding, topics.GOAL_EMBEDDING, reliable_qos(1))
+        self.goal_image_pub = node.create_publisher(Image, topics.GOAL_IMAGE, reliable_qos(1))
+        node.create_subscription(Plan, topics.PLAN, self._on_plan, reliable_qos(10))
+        node.create_subscription(Prediction, topics.PREDICTION, self._on_prediction, reliable_qos(10))
+        node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, 10)
+        self.predict = node.create_client(Predict, topics.PREDICT_SERVICE)
         self.set_parameters = node.create_client(SetParameters, "/planner_node/set_parameters")
-        self.reach = ActionClient(node, ReachGoal, "/jepa/reach_goal")
+        self.reach = ActionClient(node, ReachGoal, topics.REACH_GOAL_ACTION)
         # The NaN planner's remapped interfaces.
         self.nan_embedding_pub = node.create_publisher(Embedding, "/nan/embedding", reliable_qos(5))
         self.nan_goal_pub = node.create_publisher(Embedding, "/nan/goal_embedding", reliable_qos(1))
@@ -155,7 +158,7 @@ class Driver:
         msg = Embedding(model_id=template.model_id, shape=template.shape, data=template.data,
                         state_names=template.state_names, state=template.state)
         msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = "camera"
+        msg.header.frame_id = frames.CAMERA_OPTICAL
         with self.lock:
             self.fed_stamps.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
         self.embedding_pub.publish(msg)
@@ -214,7 +217,7 @@ def feeding(driver):
 
 def check_plan(driver: Driver, plan: Plan, horizon: int = HORIZON) -> np.ndarray:
     assert (plan.header.stamp.sec, plan.header.stamp.nanosec) in driver.fed_stamps
-    assert plan.header.frame_id == "camera"
+    assert plan.header.frame_id == frames.CAMERA_OPTICAL
     assert list(plan.action_names) == ACTION_NAMES and list(plan.action_units) == ["m"] * 3
     actions = plan_actions(plan)
     assert actions.shape == (horizon, 3)

@@ -16,9 +16,12 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from jepa_common import frames, topics
 from jepa_ros.nodes.sim_node import SimSettings
 from jepa_ros.ros_util import latched_qos, reliable_qos, sensor_qos, stamp_seconds
 from test.support.nodes import Driver, NodeProcess, ros_args, wait_until
+
+pytestmark = pytest.mark.nodes
 
 COMMAND_TIMEOUT = SimSettings().command_timeout
 SERVO_TIMEOUT = 0.1  # MoveIt Servo's incoming_command_timeout default: the sim must stop at least as quickly
@@ -35,24 +38,24 @@ class Client:
         self.counts: dict = {}
         self.diagnostics: list = []
         self.twists: list = []  # stamps of every twist seen on the command topic (any publisher)
-        for topic, kind, qos in [("/camera/image_raw", Image, sensor_qos()),
-                                 ("/camera/camera_info", CameraInfo, sensor_qos()),
-                                 ("/joint_states", JointState, reliable_qos()), ("/ee_pose", PoseStamped, reliable_qos()),
+        for topic, kind, qos in [(topics.CAMERA, Image, sensor_qos()), (topics.CAMERA_INFO, CameraInfo, sensor_qos()),
+                                 (topics.JOINT_STATES, JointState, reliable_qos()),
+                                 (topics.EE_POSE, PoseStamped, reliable_qos()),
                                  ("/sim_node/goal_image", Image, latched_qos())]:
             self.node.create_subscription(kind, topic, self._recorder(topic), qos)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds",
+        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, 10)
+        self.node.create_subscription(TwistStamped, topics.SERVO_TWIST,
                                       lambda m: self.twists.append(stamp_seconds(m.header.stamp)), reliable_qos())
-        self.twist_pub = self.node.create_publisher(TwistStamped, "/servo_node/delta_twist_cmds", reliable_qos())
+        self.twist_pub = self.node.create_publisher(TwistStamped, topics.SERVO_TWIST, reliable_qos())
         self.traj_pub = self.node.create_publisher(
-            JointTrajectory, "/joint_trajectory_controller/joint_trajectory", reliable_qos())
+            JointTrajectory, topics.JOINT_TRAJECTORY, reliable_qos())
         self.goal_pub = self.node.create_publisher(PoseStamped, "/sim_node/goal_pose", reliable_qos())
 
     def _recorder(self, topic: str):
         def callback(msg) -> None:
             self.latest[topic] = msg
             self.counts[topic] = self.counts.get(topic, 0) + 1
-            if topic == "/ee_pose":
+            if topic == topics.EE_POSE:
                 p = msg.pose.position
                 self.ee_history.append((stamp_seconds(msg.header.stamp), np.array([p.x, p.y, p.z])))
         return callback
@@ -73,7 +76,7 @@ class Client:
         assert response.success
         time.sleep(0.2)
 
-    def twist(self, linear, frame: str = "base_link") -> None:
+    def twist(self, linear, frame: str = frames.BASE) -> None:
         msg = TwistStamped()
         msg.header.stamp = self.driver.stamp()
         msg.header.frame_id = frame
@@ -97,7 +100,7 @@ def running_sim(**params):
     process = NodeProcess.module("jepa_ros.nodes.sim_node", ros_args("sim.yaml", **params))
     c = Client()
     try:
-        started = wait_until(lambda: {"/camera/image_raw", "/ee_pose", "/joint_states"} <= set(c.latest), 30.0)
+        started = wait_until(lambda: {topics.CAMERA, topics.EE_POSE, topics.JOINT_STATES} <= set(c.latest), 30.0)
         assert started, f"sim_node produced no data; log:\n{process.output()}"
         yield c, process
     finally:
@@ -132,20 +135,20 @@ def _last_motion(client: Client, start: float, end: float, tolerance: float = 1e
 
 
 def test_publishes_camera_and_state(client):
-    client.counts["/camera/image_raw"] = 0
+    client.counts[topics.CAMERA] = 0
     time.sleep(1.0)
-    assert 4 <= client.counts["/camera/image_raw"] <= 15  # camera_rate 10 Hz
-    image = client.latest["/camera/image_raw"]
+    assert 4 <= client.counts[topics.CAMERA] <= 15  # camera_rate 10 Hz
+    image = client.latest[topics.CAMERA]
     assert (image.encoding, image.width, image.height, image.step) == ("rgb8", 64, 64, 192)
     assert len(image.data) == 64 * 64 * 3 and np.frombuffer(bytes(image.data), np.uint8).std() > 20
     assert 0.0 <= _age(image.header.stamp, client) < 1.0
-    info = client.latest["/camera/camera_info"]
+    info = client.latest[topics.CAMERA_INFO]
     assert (info.width, info.height) == (64, 64) and info.k[0] > 0 and info.header.frame_id == image.header.frame_id
-    joints = client.latest["/joint_states"]
+    joints = client.latest[topics.JOINT_STATES]
     assert list(joints.name) == ["base_yaw", "shoulder_pitch", "elbow_pitch"] and len(joints.position) == 3
     assert 0.0 <= _age(joints.header.stamp, client) < 0.5
-    pose = client.latest["/ee_pose"]
-    assert pose.header.frame_id == "base_link" and 0.0 <= _age(pose.header.stamp, client) < 0.5
+    pose = client.latest[topics.EE_POSE]
+    assert pose.header.frame_id == frames.BASE and 0.0 <= _age(pose.header.stamp, client) < 0.5
 
 
 def test_twist_moves_ee_then_stops_after_timeout(client):
@@ -204,9 +207,9 @@ def test_joint_trajectory_reaches_last_point(client):
     target = [0.3, 0.7, 1.4]
     client.trajectory(["elbow_pitch", "base_yaw", "shoulder_pitch"], [target[2], target[0], target[1]], 0.8)
     time.sleep(1.3)
-    client.counts["/joint_states"] = 0
-    assert wait_until(lambda: client.counts["/joint_states"] > 0, 2.0)
-    assert np.allclose(client.latest["/joint_states"].position, target, atol=0.01)
+    client.counts[topics.JOINT_STATES] = 0
+    assert wait_until(lambda: client.counts[topics.JOINT_STATES] > 0, 2.0)
+    assert np.allclose(client.latest[topics.JOINT_STATES].position, target, atol=0.01)
 
 
 def _still(client: Client, start: float, end: float) -> bool:
@@ -241,13 +244,13 @@ def test_malformed_commands_are_rejected_and_stop_the_arm(client):
 def test_goal_image_on_request(client):
     client.reset()
     goal = PoseStamped()
-    goal.header.frame_id = "base_link"
+    goal.header.frame_id = frames.BASE
     goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = 0.4, 0.15, 0.1
     client.goal_pub.publish(goal)
     assert wait_until(lambda: "/sim_node/goal_image" in client.latest, 5.0)
     image = client.latest["/sim_node/goal_image"]
     assert (image.encoding, image.width, image.height) == ("rgb8", 64, 64)
-    current = bytes(client.latest["/camera/image_raw"].data)
+    current = bytes(client.latest[topics.CAMERA].data)
     difference = np.abs(np.frombuffer(bytes(image.data), np.uint8).astype(int)
                         - np.frombuffer(current, np.uint8).astype(int))
     assert difference.sum() > 1000  # the arm is drawn somewhere else
@@ -282,13 +285,13 @@ def test_publish_clock_stamps_with_simulated_time(sim, monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ["ROS_DOMAIN_ID"]) % 200 + 1))
     with running_sim(publish_clock=True, image_size=32, camera_rate=5.0) as (c, _):
         clocks = []
-        c.node.create_subscription(Clock, "/clock", lambda m: clocks.append(stamp_seconds(m.clock)), 10)
+        c.node.create_subscription(Clock, topics.CLOCK, lambda m: clocks.append(stamp_seconds(m.clock)), 10)
         assert wait_until(lambda: clocks, 5.0)
         first = clocks[-1]
         time.sleep(1.0)
         assert clocks[-1] - first == pytest.approx(1.0, abs=0.25)  # simulated time runs in real time
         assert clocks == sorted(clocks) and clocks[-1] < 60.0  # it starts at zero, not at the wall time
-        image = c.latest["/camera/image_raw"]
+        image = c.latest[topics.CAMERA]
         assert (image.width, image.height) == (32, 32)
         stamp = stamp_seconds(image.header.stamp)
         assert 0.0 < stamp <= clocks[-1] + 0.05

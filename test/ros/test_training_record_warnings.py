@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from geometry_msgs.msg import PoseStamped
 from rosbags.rosbag2 import Reader
 
+from jepa_common import topics
 from jepa_ros.nodes.recorder_node import RESET_JUMP, SILENT_AFTER
 from jepa_ros.ros_util import reliable_qos
 from jepa_ros.launch_runner.stack import wait_until
 from test.support.nodes import Driver, NodeProcess
+
+pytestmark = pytest.mark.nodes
 
 
 def pose(driver: Driver, x: float) -> PoseStamped:
@@ -24,8 +28,8 @@ def pose(driver: Driver, x: float) -> PoseStamped:
 def test_silent_topics_are_named_and_an_arm_reset_starts_the_next_episode(tmp_path):
     out = tmp_path / "recordings"
     driver = Driver()
-    publisher = driver.publisher(PoseStamped, "/ee_pose", reliable_qos())
-    process = NodeProcess.module("jepa_ros.cli", ["record", "--out", str(out), "--topics", "/ee_pose",
+    publisher = driver.publisher(PoseStamped, topics.EE_POSE, reliable_qos())
+    process = NodeProcess.module("jepa_ros.cli", ["record", "--out", str(out), "--topics", topics.EE_POSE,
                                                   "/nothing_here", "--camera-topic", "/no_camera"])
     try:
         driver.wait_for_subscribers(publisher, timeout=30.0)
@@ -49,6 +53,6 @@ def test_silent_topics_are_named_and_an_arm_reset_starts_the_next_episode(tmp_pa
     counts = []
     for name in ("episode_0000.mcap", "episode_0001.mcap"):
         with Reader(out / name) as reader:   # both closed properly
-            counts.append(sum(c.msgcount for c in reader.connections if c.topic == "/ee_pose"))
+            counts.append(sum(c.msgcount for c in reader.connections if c.topic == topics.EE_POSE))
     assert counts == [len(before), len(after)], (counts, output)
     assert not (out / "episode_0002.mcap").exists()

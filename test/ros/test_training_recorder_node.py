@@ -11,11 +11,14 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
+from jepa_common import topics
 from jepa_ros.nodes import recorder_node
 from jepa_ros.ros_util import reliable_qos, sensor_qos
 from jepa_world_model.data.dataset import load_episodes
 from jepa_world_model.data.recorder_settings import RecorderSettings
 from test.support.nodes import Driver, NodeProcess, ros_args
+
+pytestmark = pytest.mark.nodes
 
 T0 = 1_700_000_000
 SIZE = 32
@@ -52,8 +55,8 @@ def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path, driver):
     process = NodeProcess.module("jepa_ros.nodes.recorder_node",
                                  ros_args(output_dir=str(out), chunk_size=chunk, flush_period=600.0))
     try:
-        image_pub = driver.publisher(Image, "/camera/image_raw", sensor_qos())
-        pose_pub = driver.publisher(PoseStamped, "/ee_pose", reliable_qos())
+        image_pub = driver.publisher(Image, topics.CAMERA, sensor_qos())
+        pose_pub = driver.publisher(PoseStamped, topics.EE_POSE, reliable_qos())
         driver.wait_for_subscribers(image_pub, timeout=30.0)
         driver.wait_for_subscribers(pose_pub, timeout=30.0)
         time.sleep(0.5)  # let discovery settle both ways
@@ -67,7 +70,7 @@ def test_recorder_node_records_over_dds_and_survives_sigkill(tmp_path, driver):
         first = out / "episode_0000.mcap"
         with Reader(first) as reader:  # complete file: the rosbags reader opens it through its summary
             counts = {c.topic: c.msgcount for c in reader.connections}
-        assert counts["/camera/image_raw"] >= 18 and counts["/ee_pose"] >= 18, counts
+        assert counts[topics.CAMERA] >= 18 and counts[topics.EE_POSE] >= 18, counts
 
         second = out / "episode_0001.mcap"
         for k in range(20, 100):  # episode 1, cut short by SIGKILL
@@ -101,10 +104,10 @@ def test_jepa_record_closes_the_episode_on_sigint_and_numbering_continues(tmp_pa
     out.mkdir()
     (out / "episode_0007.mcap").write_bytes(b"")  # an earlier session's file: the next one is 0008
     # `jepa record` options become the node's parameters (camera topic unused here: it never appears)
-    process = NodeProcess.module("jepa_ros.cli", ["record", "--out", str(out), "--topics", "/ee_pose",
+    process = NodeProcess.module("jepa_ros.cli", ["record", "--out", str(out), "--topics", topics.EE_POSE,
                                                   "--camera-topic", "/no_camera"])
     try:
-        pose_pub = driver.publisher(PoseStamped, "/ee_pose", reliable_qos())
+        pose_pub = driver.publisher(PoseStamped, topics.EE_POSE, reliable_qos())
         driver.wait_for_subscribers(pose_pub, timeout=30.0)
         time.sleep(0.5)
         for _ in range(10):
@@ -118,7 +121,7 @@ def test_jepa_record_closes_the_episode_on_sigint_and_numbering_continues(tmp_pa
         process.cleanup()
     with Reader(out / "episode_0008.mcap") as reader:  # closed properly: summary and footer are there
         counts = {c.topic: c.msgcount for c in reader.connections}
-    assert counts == {"/ee_pose": 10}, counts
+    assert counts == {topics.EE_POSE: 10}, counts
 
 
 def test_bad_parameters_exit_with_code_2(tmp_path):

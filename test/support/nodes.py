@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from jepa_common import frames, topics
 from jepa_ros.launch_runner.stack import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -278,7 +279,7 @@ class Robot:
         self.position = list(HOME_Q) if joints else [0.3, 0.0, 0.2]
         self.last_stamp: float | None = None
         self.publisher = driver.publisher(JointState if joints else PoseStamped,
-                                          "/joint_states" if joints else "/ee_pose", reliable_qos(5))
+                                          topics.JOINT_STATES if joints else topics.EE_POSE, reliable_qos(5))
         self.timer = None
         self.start()
 
@@ -305,7 +306,7 @@ class Robot:
             msg.header.stamp = self.driver.stamp(now)
         else:
             msg = PoseStamped()
-            msg.header.stamp, msg.header.frame_id = self.driver.stamp(now), "base_link"
+            msg.header.stamp, msg.header.frame_id = self.driver.stamp(now), frames.BASE
             msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = self.position
             msg.pose.orientation.w = 1.0
         self.publisher.publish(msg)
@@ -343,7 +344,7 @@ class FollowingRobot(Robot):
         self._origin = np.asarray(position, dtype=float)   # the position at the stamp of the last command
         self._command: tuple[float, Any] | None = None      # (stamp, linear velocity) of the last command
         self.commands: list[tuple[float, Any]] = []
-        driver.node.create_subscription(TwistStamped, "/servo_node/delta_twist_cmds", self._on_twist,
+        driver.node.create_subscription(TwistStamped, topics.SERVO_TWIST, self._on_twist,
                                         reliable_qos(100))
         super().__init__(driver)
         self.position = list(position)
@@ -384,13 +385,13 @@ class ControllerBench:
 
         from jepa_ros.ros_util import reliable_qos
         self.driver = Driver()
-        self.twists = self.driver.collect(TwistStamped, "/servo_node/delta_twist_cmds", reliable_qos(100))
-        self.diagnostics = self.driver.collect(DiagnosticArray, "/diagnostics", reliable_qos(50))
-        self.seen_plans = self.driver.collect(Plan, "/jepa/plan", reliable_qos(50))
+        self.twists = self.driver.collect(TwistStamped, topics.SERVO_TWIST, reliable_qos(100))
+        self.diagnostics = self.driver.collect(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos(50))
+        self.seen_plans = self.driver.collect(Plan, topics.PLAN, reliable_qos(50))
         self.robot = (robot or Robot)(self.driver)
         self.processes = [NodeProcess.module("jepa_ros.nodes.controller_node", ros_args("controller.yaml", **params))]
         wait_for_service(self.driver, self.ARM, self.processes[0])
-        self.plans = self.driver.publisher(Plan, "/jepa/plan", reliable_qos(5))
+        self.plans = self.driver.publisher(Plan, topics.PLAN, reliable_qos(5))
         self.driver.wait_for_subscribers(self.plans)
         # Up and receiving the robot state (arming needs it).
         assert wait_status(self.diagnostics, CONTROLLER_STATUS, lambda lv, msg, v: float(v["state_age"]) < 1.0), \
@@ -465,14 +466,14 @@ def run_fake_planner(argv: list[str]) -> int:
 
     rclpy.init()
     node = rclpy.create_node(f"fake_planner_{uuid.uuid4().hex[:6]}")
-    publisher = node.create_publisher(Plan, "/jepa/plan", reliable_qos(5))
+    publisher = node.create_publisher(Plan, topics.PLAN, reliable_qos(5))
     sequence = [0]
 
     def publish() -> None:
         sequence[0] += 1
         msg = Plan()
         msg.header.stamp = node.get_clock().now().to_msg()
-        msg.header.frame_id = "camera"
+        msg.header.frame_id = frames.CAMERA_OPTICAL
         fill_plan(msg, np.array([[options.dx, 0.0, 0.0]]), action_names=["dx", "dy", "dz"],
                   action_units=["m", "m", "m"], energies=[0.5], energy=0.5, sequence=sequence[0])
         publisher.publish(msg)
@@ -500,12 +501,12 @@ def run_fake_twist(argv: list[str]) -> int:
 
     rclpy.init()
     node = rclpy.create_node(f"fake_twist_{uuid.uuid4().hex[:6]}")
-    publisher = node.create_publisher(TwistStamped, "/servo_node/delta_twist_cmds", reliable_qos(5))
+    publisher = node.create_publisher(TwistStamped, topics.SERVO_TWIST, reliable_qos(5))
 
     def publish() -> None:
         msg = TwistStamped()
         msg.header.stamp = node.get_clock().now().to_msg()
-        msg.header.frame_id = "base_link"
+        msg.header.frame_id = frames.BASE
         msg.twist.linear.x = options.vx
         publisher.publish(msg)
 

@@ -11,12 +11,13 @@ from jepa_msgs.srv import Predict
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from jepa_common import frames
 from jepa_ros.msg_validation import fill_embedding, fill_plan
 
 
 def _header(rng: np.random.Generator) -> Header:
     return Header(stamp=Time(sec=int(rng.integers(1, 2**31 - 1)), nanosec=int(rng.integers(0, 10**9))),
-                  frame_id="camera_optical")
+                  frame_id=frames.CAMERA_OPTICAL)
 
 
 def _awkward_floats(rng: np.random.Generator, n: int) -> np.ndarray:
