@@ -15,14 +15,14 @@ timing; the JSON also lists every problem's seed and both final energies. `--mod
   and a goal target, both drawn with `ArmSim.sample_target` from `np.random.default_rng(seed)`; context = the
   encoder's features of the camera frame at the start pose, state = the end-effector position (as the planner
   node gets it), goal = the features of the goal image (`ArmSim.render_goal` of the target, rendered from the
-  home pose as `jepa eval` does). The planner is the planner node's (`PlannerSettings` defaults, as
-  `jepa_episodes.offline_reach` runs it): the predictor's action space as the box, horizon 1.
+  home pose as `jepa eval` does). The planner is the reach deployment's (config/planner.yaml over the
+  `PlannerSettings` defaults, as `jepa eval --offline` runs it): the predictor's action space as the box, horizon 1.
 - "push_default": the shipped push model ("push_default", loaded by name) on push tasks
   (`jepa_sim.push.sample_push_task` from `np.random.default_rng(seed)`, `start_episode`): context = the frame at
   the episode's start, goal = the first goal image of the push protocol, "behind" (the puck where it starts, the
   end effector behind it on the push line), which is the image the deployed loop plans against from that
   frame. The planner is the push deployment's (config/planner_push.yaml over the defaults, as
-  `jepa_episodes.offline_push` runs it): horizon 1, dz held at 0 (`fixed_dims`, applied by our planner's action
+  `jepa eval --offline --task push` runs it): horizon 1, dz held at 0 (`fixed_dims`, applied by our planner's action
   constraints; the reference gets the held dim as a box of zero width, so its clipping holds it too), and each
   candidate scored as if held for 8 control steps (`lookahead_steps`): both planners roll out the same
   `HeldActions` model and rank by where its hold ends (the deployed `energy_mode` "closest" is replaced by
@@ -247,15 +247,16 @@ class RandomProblems:
 class TrainedProblems:
     """Real problems for a shipped trained model ("default": reach, "push_default": push) on the built-in sim.
 
-    The models are loaded by name when this is made (`offline_reach.load_models`), and the encoder, the model
-    checks and the deployed planner's configuration (`config`) are those of the offline loops
-    (`offline_reach.ReachLoop` with `reach_settings()`, or `push_settings()`: config/planner_push.yaml). The
-    encoder runs on the CPU, the predictor on `device`. A problem depends on its seed only (see `scene`).
+    The models are loaded by name when this is made (`jepa_episodes.offline.load_models`), and the encoder, the
+    model checks and the deployed planner's configuration (`config`) are those of the offline driver
+    (`jepa_episodes.offline.OfflineDriver` with the task's `planner_settings()`: config/planner.yaml or
+    config/planner_push.yaml). The encoder runs on the CPU, the predictor on `device`. A problem depends on its
+    seed only (see `scene`).
     """
 
     def __init__(self, name: str, device: str) -> None:
-        from jepa_episodes.offline_push import push_settings
-        from jepa_episodes.offline_reach import ReachLoop, load_models, reach_settings
+        from jepa_episodes.offline import OfflineDriver, load_models
+        from jepa_episodes.tasks import get_task
 
         if name not in TRAINED_TASKS:
             raise ValueError(f"no trained problem set {name!r}; choose from {list(TRAINED_TASKS)}")
@@ -263,7 +264,7 @@ class TrainedProblems:
         self.task = TRAINED_TASKS[name]
         self.kind = "reach sim, goal image" if self.task == "reach" else f"push sim, '{PUSH_GOAL_KIND}' image"
         encoder, predictor = load_models(name, name)
-        self.loop = ReachLoop(encoder, predictor, push_settings() if self.task == "push" else reach_settings())
+        self.loop = OfflineDriver(get_task(self.task), encoder, predictor)
         self.config: CEMConfig = self.loop.loop.planner.config
         self.predictor = predictor.to(device).eval()
         # what the deployed planner rolls out: the predictor, or HeldActions over it (lookahead_steps > 1), so

@@ -9,7 +9,7 @@ import sys
 # `jepa --help` stays fast and a subcommand only imports what it needs.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("jepa_ros.episodes.demo", "run the stack on the built-in simulation and write artifacts/demo/"),
-    "eval": ("jepa_ros.episodes.evaluation", "closed-loop reach episodes through the real nodes"),
+    "eval": ("jepa_ros.episodes.evaluation", "closed-loop episodes of a task through the real nodes (--offline: in-process, no ROS)"),
     "bench": ("jepa_episodes.bench", "planner benchmark against the reference CEM"),
     "record": ("jepa_ros.nodes.recorder_node", "record camera, state and commands to MCAP"),
     "pretrain": ("jepa_world_model.training.pretrain", "V-JEPA self-supervised pretraining of the encoder on recordings"),

@@ -1,4 +1,4 @@
-"""The push task's geometry, ROS-free: episodes, the goal scenes a person would set up, scripted pushes, verdicts.
+"""The push task's geometry, ROS-free: episodes, the goal scenes a person would set up, scripted pushes.
 
 An episode moves the puck from ``object_start`` to ``target`` (5-15 cm away, any direction, both inside
 ``OBJECT_AREA``); the end effector starts at ``ee_start`` at push height, clear of the puck. Goal images are made
@@ -9,7 +9,8 @@ the way a person makes them, by putting the scene into the goal state and taking
 2. "target": the puck at the target, the end effector touching it from behind on the same line (where that push
    leaves it).
 
-Success: the puck's centre ends within ``SUCCESS_RADIUS`` of the target.
+Rules: geometry only, importing nothing of ours but jepa_sim; the episode protocol (success radius, budgets,
+tolerances, failure classes) is the push task definition's (`jepa_episodes.tasks.push`).
 """
 from __future__ import annotations
 
@@ -19,14 +20,11 @@ import numpy as np
 
 from jepa_sim.arm_sim import EE_RADIUS, OBJECT_AREA, PUCK_RADIUS, PUSH_HEIGHT, PUSH_WORKSPACE, ArmSim
 
-SUCCESS_RADIUS = 0.02  # m, puck centre to target
 MIN_PUSH, MAX_PUSH = 0.05, 0.15  # m, distance of the target from the puck's start
 APPROACH_GAP = 0.025  # m between the EE sphere and the puck at the "behind" pose
 BEHIND = PUCK_RADIUS + EE_RADIUS + APPROACH_GAP  # m, EE centre to puck centre at the "behind" pose
 CONTACT = PUCK_RADIUS + EE_RADIUS  # m, EE centre to puck centre when they touch
-TOUCH_DISTANCE = 0.005  # m, the puck counts as touched once it moved this far
 GOAL_KINDS = ("behind", "target")
-FAILURES = ("never touched", "pushed the wrong way", "overshoot", "budget spent", "other")
 
 
 @dataclass(frozen=True)
@@ -121,25 +119,6 @@ def goal_images(sim: ArmSim, task: PushTask, count: int = 2) -> list[np.ndarray]
         raise ValueError(f"count must be 1 or 2, got {count}")
     kinds = GOAL_KINDS[-count:]
     return [sim.render_goal(*goal_scene(task, kind)) for kind in kinds]
-
-
-def classify(task: PushTask, object_path: np.ndarray, ended: str = "budget exhausted") -> str:
-    """"success" or the failure class of an episode from the puck's path (T, >=2) and how the episode ended."""
-    path = np.asarray(object_path, dtype=float)[:, :2]
-    start, final, target = path[0], path[-1], np.asarray(task.target)
-    if np.linalg.norm(final - target) <= SUCCESS_RADIUS:
-        return "success"
-    if np.max(np.linalg.norm(path - start, axis=1)) < TOUCH_DISTANCE:
-        return "never touched"
-    moved = final - start
-    along = float(moved @ task.direction)
-    if along <= 0.5 * float(np.linalg.norm(moved)):  # more than 60 degrees off the push direction
-        return "pushed the wrong way"
-    if along > task.distance:
-        return "overshoot"
-    if ended == "budget exhausted":
-        return "budget spent"
-    return "other"
 
 
 class ScriptedPusher:

@@ -25,6 +25,6 @@ PY
 done
 for name in random pretrained; do
   W=artifacts/push_enc/$name
-  python -m jepa_episodes.offline_push --encoder $W/train --predictor $W/train --episodes 10 --seed 0 --threads 1 \
+  python -m jepa_ros.cli eval --offline --task push --encoder $W/train --predictor $W/train --episodes 10 --seed 0 --threads 1 \
       --json $W/offline_push.json > $W/offline_push.txt 2>&1
 done

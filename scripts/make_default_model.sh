@@ -7,7 +7,7 @@
 #   2. write the frozen encoder (the "tiny" preset, randomly initialised with seed 0, 16 px patches: 16 tokens of
 #      64 features for a 64 px image) and the predictor architecture (width 96, depth 2) as checkpoint directories;
 #   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.training.train`);
-#   4. copy the result into the package and check it closed-loop (python -m jepa_episodes.offline_reach).
+#   4. copy the result into the package and check it closed-loop (jepa eval --offline, the whole budget: --tolerance 1e-9).
 # Usage: scripts/make_default_model.sh [WORK_DIR]          (default WORK_DIR: artifacts/sim_reach_build)
 # Environment: PYTHON (default .venv/bin/python), THREADS (torch threads, default 1: the shipped model was trained
 # with 1; other counts give a numerically different but equivalent model), SKIP_EVAL=1 skips step 4's check.
@@ -57,6 +57,7 @@ echo "== 4/4 installing into $DEST"
 mkdir -p "$DEST"
 cp "$WORK/train/model.safetensors" "$WORK/train/config.json" "$DEST/"
 if [ "${SKIP_EVAL:-0}" != "1" ]; then
-    "$PY" -m jepa_episodes.offline_reach --episodes 20 --seed 0 --threads 1 --json "$WORK/offline_reach.json"
+    "$PY" -m jepa_ros.cli eval --offline --task reach --episodes 20 --seed 0 --threads 1 --tolerance 1e-9 \
+        --json "$WORK/offline_reach.json"
 fi
 echo "done in $(( $(date +%s) - start )) s: $DEST ($(du -sh "$DEST" | cut -f1))"

@@ -10,7 +10,7 @@
 #      straight-down camera an 8 px model trained the same way had a held-out rollout/no-motion ratio of 0.74
 #      against 0.42 and pushed 0/20 on seed 0);
 #   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.training.train`);
-#   4. copy the result into the package and check it closed-loop (python -m jepa_episodes.offline_push).
+#   4. copy the result into the package and check it closed-loop (jepa eval --offline --task push).
 # Usage: scripts/make_push_model.sh [WORK_DIR]            (default WORK_DIR: artifacts/sim_push_build)
 # Environment: PYTHON (default .venv/bin/python), THREADS (torch threads, default 1), STEPS (training steps,
 # default 8000), ENCODER (an encoder checkpoint directory to use instead of the random tiny one, e.g. one made by
@@ -66,6 +66,6 @@ echo "== 4/4 installing into $DEST"
 mkdir -p "$DEST"
 cp "$WORK/train/model.safetensors" "$WORK/train/config.json" "$DEST/"
 if [ "${SKIP_EVAL:-0}" != "1" ]; then
-    "$PY" -m jepa_episodes.offline_push --episodes 20 --seed 0 --threads 1 --json "$WORK/offline_push.json"
+    "$PY" -m jepa_ros.cli eval --offline --task push --episodes 20 --seed 0 --threads 1 --json "$WORK/offline_push.json"
 fi
 echo "done in $(( $(date +%s) - start )) s: $DEST ($(du -sh "$DEST" | cut -f1))"

@@ -1,42 +1,25 @@
-"""`jepa eval`: closed-loop reach or push episodes on the built-in simulation, through the real nodes over DDS.
+"""`jepa eval`: closed-loop episodes of a task on the built-in simulation, through the real nodes over DDS or, with
+``--offline``, in-process (no ROS).
 
-`run_episodes` (reach) and `run_push_episodes` (push, `--task push`) are the episode loops: `jepa eval` and `jepa
-demo` both run them (the demo adds pictures through its callbacks). The episode protocols are the offline loops'
-(`jepa_episodes.offline_reach`, `jepa_episodes.offline_push`), so both judge an episode the same way.
+Rules: the episodes, budgets, tolerances and judgement are the task's (`jepa_episodes.tasks`), the protocol is the
+episode runner's (`jepa_episodes.runner`) and the JSON is ``EpisodeSummary`` (`jepa_episodes.record`), whichever
+driver runs them; `jepa demo` shares ``add_stack_arguments``, ``running_stack`` and ``run_on_nodes``.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-import numpy as np
-
-from jepa_episodes.offline_push import PUSH_BUDGETS
-from jepa_episodes.offline_reach import DEFAULT_BUDGET, SUCCESS_RADIUS
-from jepa_common.package_data import launch_file
-
-TASKS = ("reach", "push")
-#: the launch file of each task
-LAUNCH_FILES = {"reach": launch_file("sim.launch.xml"), "push": launch_file("sim_push.launch.xml")}
-#: how the goal images of a push episode are made (the JSON says it)
-PUSH_GOAL_IMAGES = {2: "rendered goal scenes: 'behind' = puck at its start, end effector behind it on the line to "
-                       "the target; 'target' = puck at the target, end effector touching it from behind (where that "
-                       "push leaves it)", 1: "rendered goal scene 'target': puck at the target, end effector "
-                       "touching it from behind"}
-
-__all__ = ["DEFAULT_BUDGET", "SUCCESS_RADIUS", "StackError", "add_stack_arguments", "run_episodes", "sample_targets",
-           "summarise"]
-
-#: (index, target, client) before an episode starts (the sim is reset and the controller armed)
-BeforeEpisode = Callable[[int, np.ndarray, Any], None]
-#: (index, EpisodeResult, client) after an episode ended
-AfterEpisode = Callable[[int, Any, Any], None]
+from jepa_episodes.record import episode_line, summary_line
+from jepa_episodes.runner import run_episodes, summarise
+from jepa_episodes.tasks import TASKS, Task, get_task
+from jepa_episodes.tasks.push import BUDGETS as PUSH_BUDGETS
+from jepa_episodes.tasks.reach import DEFAULT_BUDGET
 
 
 class StackError(RuntimeError):
@@ -44,9 +27,9 @@ class StackError(RuntimeError):
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that `jepa eval` and `jepa demo` share: the step budget and the stack's launch arguments
-    (left out, a launch argument keeps launch/sim.launch.xml's default)."""
-    parser.add_argument("--task", choices=TASKS, default="reach",
+    """The options that `jepa eval` and `jepa demo` share: the task, the step budget and the stack's launch
+    arguments (left out, a launch argument keeps the task's launch file's default)."""
+    parser.add_argument("--task", choices=list(TASKS), default="reach",
                         help="reach: end effector to a goal image (launch/sim.launch.xml); push: puck to where the "
                              "goal images show it (launch/sim_push.launch.xml, model push_default) "
                              "(default: %(default)s)")
@@ -59,16 +42,16 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
                              f"one; a given push budget is split 2:3 between two images)")
     parser.add_argument("--encoder", default=None,
                         help="encoder: 'default', preset, checkpoint dir, .pt, HF id or dir (default: the encoder "
-                             "saved with --predictor; without --predictor the shipped sim model, 'default')")
+                             "saved with --predictor; without --predictor the task's shipped model)")
     parser.add_argument("--predictor", default=None,
                         help="predictor: 'default', preset, checkpoint dir (e.g. a `jepa train --out` folder) or "
-                             "official .pt (default: the shipped sim model, 'default')")
+                             "official .pt (default: the task's shipped model)")
     parser.add_argument("--device", default=None,
                         help="torch device of the nodes: auto, cpu, cuda, ... (default: the launch file's, auto)")
 
 
 def stack_arguments(args: argparse.Namespace) -> dict[str, str]:
-    """Launch arguments for launch/sim.launch.xml from the options of :func:`add_stack_arguments`.
+    """Launch arguments from the options of :func:`add_stack_arguments`.
 
     A predictor without an encoder gets the encoder saved with it (both nodes load that one); StackError when
     the predictor holds no encoder and names none."""
@@ -89,102 +72,57 @@ def stack_arguments(args: argparse.Namespace) -> dict[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `jepa eval`."""
-    parser.add_argument("--episodes", type=int, default=20, help="number of reach episodes (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the goal targets (default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=20, help="number of episodes (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: %(default)s)")
     add_stack_arguments(parser)
     parser.add_argument("--json", type=Path, default=Path("artifacts") / "eval.json",
                         help="result file (default: %(default)s)")
     parser.add_argument("--tolerance", type=float, default=0.0,
-                        help="ReachGoal energy tolerance that ends an episode as reached (default: %(default)s = "
-                             "the planner's default_tolerance, i.e. the predictor's calibrated planning tolerance; "
-                             "tiny, e.g. 1e-6: always use the whole budget; push: one per goal image, default "
-                             "jepa_episodes.offline_push.PUSH_TOLERANCES)")
+                        help="ReachGoal energy tolerance that ends a goal image as reached (default: %(default)s = "
+                             "the task's: reach the planner's default_tolerance, i.e. the predictor's calibrated "
+                             "planning tolerance; push one per goal image, jepa_episodes.tasks.push.TOLERANCES; "
+                             "tiny, e.g. 1e-6: always use the whole budget)")
     parser.add_argument("--logs", type=Path, default=Path("artifacts") / "logs",
                         help="node logs folder (default: %(default)s)")
-
-
-def push_budgets(budget: int | None, goal_images: int) -> tuple[int, ...]:
-    """Step budgets per goal image of a push episode: `PUSH_BUDGETS`, or `budget` split 2:3 over two images."""
-    if budget is None:
-        return PUSH_BUDGETS[goal_images]
-    if goal_images == 1:
-        return (budget,)
-    first = max(1, round(0.4 * budget))
-    return first, max(1, budget - first)
-
-
-def sample_push_tasks(episodes: int, seed: int) -> list:
-    """Push tasks (`jepa_sim.push.sample_push_task`) drawn with `seed`, as the offline push loop draws them."""
-    from jepa_sim.arm_sim import ArmSim
-    from jepa_sim.push import sample_push_task
-
-    rng = np.random.default_rng(seed)
-    with ArmSim(image_size=16, task="push") as sim:
-        return [sample_push_task(sim, rng) for _ in range(episodes)]
-
-
-def sample_targets(episodes: int, seed: int) -> np.ndarray:
-    """Reachable end-effector targets drawn from the sim's documented workspace with `seed`."""
-    from jepa_sim.arm_sim import ArmSim
-
-    rng = np.random.default_rng(seed)
-    with ArmSim(image_size=16) as sim:
-        return np.stack([sim.sample_target(rng) for _ in range(episodes)])
-
-
-def summarise(results: list, task: str = "reach", **extra) -> dict:
-    """The JSON summary of a list of EpisodeResult."""
-    successes = sum(r.success for r in results)
-    reached = [r.steps_to_reach for r in results if r.success and r.steps_to_reach is not None]
-    plan_ms = [ms for r in results for ms in r.plan_ms]
-    return {
-        "task": task,
-        "episodes": len(results),
-        "successes": successes,
-        "success_rate": successes / len(results) if results else 0.0,
-        # steps until the end effector was first observed within the success radius (successful episodes)
-        "median_steps": statistics.median(reached) if reached else None,
-        "median_plan_ms": statistics.median(plan_ms) if plan_ms else None,
-        "median_final_distance": statistics.median([r.final_distance for r in results]) if results else None,
-        "success_radius_m": SUCCESS_RADIUS,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "python": platform.python_version()},
-        **extra,
-        "results": [r.to_dict() for r in results],
-    }
+    parser.add_argument("--offline", action="store_true",
+                        help="run the same episodes in-process (MuJoCo + the planner's MPC loop, no ROS) instead "
+                             "of through the nodes")
+    parser.add_argument("--threads", type=int, default=1, help="--offline: torch CPU threads (default: %(default)s)")
+    parser.add_argument("--settings", default="{}",
+                        help="--offline: PlannerSettings overrides as JSON over the task's deployed settings, e.g. "
+                             "'{\"samples\": 128}' (default: none)")
 
 
 @contextmanager
-def running_stack(make_client: Callable[[], Any], arguments: dict[str, str], log_dir: Path,
-                  launch_file: Path = LAUNCH_FILES["reach"]) -> Iterator[tuple[Any, Any]]:
-    """Bring a sim stack up (`launch_file` with `arguments`) and a ready client of it; yields (stack, client) and
-    brings both down. StackError when a node exits while starting."""
+def running_stack(task: Task, arguments: dict[str, str], log_dir: Path) -> Iterator[tuple[Any, Any]]:
+    """Bring ``task``'s sim stack up (its launch file with ``arguments``) and a ready node driver of it; yields
+    (stack, driver) and brings both down. StackError when a node exits while starting."""
     import rclpy
 
-    from jepa_ros.episodes.reach_client import NodeExited
+    from jepa_ros.episodes.node_driver import NodeDriver, NodeExited
     from jepa_ros.launch_runner.stack import Stack, isolate_ros_graph
 
     print(f"ROS_DOMAIN_ID={isolate_ros_graph()}; node logs in {log_dir}", flush=True)
     rclpy.init()
     try:
-        with Stack(launch_file, arguments=arguments, log_dir=log_dir) as stack:
-            client = make_client()
+        with Stack(task.launch_file, arguments=arguments, log_dir=log_dir) as stack:
+            driver = NodeDriver(task, alive=lambda: not stack.dead())
             try:
                 try:
-                    client.wait_until_ready(timeout=120.0, alive=lambda: not stack.dead())
+                    driver.wait_until_ready(timeout=120.0, alive=lambda: not stack.dead())
                 except (NodeExited, TimeoutError):
                     if stack.dead():
                         raise StackError(stack.exit_reason(stack.dead()[0])) from None
                     raise
-                yield stack, client
+                yield stack, driver
             finally:
-                client.close()
+                driver.close()
     finally:
         rclpy.try_shutdown()
 
 
 def _stop_if_dead(stack: Any) -> bool:
-    """True (and the dead node's last output on stderr) when a node of `stack` exited."""
+    """True (and the dead node's last output on stderr) when a node of ``stack`` exited."""
     if not stack.dead():
         return False
     print(f"stopping: {stack.exit_reason(stack.dead()[0])}; last output:\n{stack.log_tail(stack.dead()[0])}",
@@ -192,114 +130,49 @@ def _stop_if_dead(stack: Any) -> bool:
     return True
 
 
-def run_episodes(targets: np.ndarray, budget: int, *, arguments: dict[str, str], log_dir: Path,
-                 tolerance: float = 0.0, before_episode: BeforeEpisode | None = None,
-                 on_episode: AfterEpisode | None = None, on_step=None) -> list:
-    """Bring the sim stack up (launch/sim.launch.xml with `arguments`), run one reach episode per target from the
-    home pose, bring it down; returns the EpisodeResults. Stops early, with the node's last output on stderr,
-    when a node dies. `on_step(step, energy, distance, plan_ms)` is called for every control step."""
-    from jepa_ros.episodes.reach_client import ReachClient
-
-    results = []
-    with running_stack(lambda: ReachClient(success_radius=SUCCESS_RADIUS), arguments, log_dir) as (stack, client):
-        for index, target in enumerate(targets):
-            client.arm(False)  # re-armed after the reset: the plan watchdog starts afresh for every episode
-            client.reset_sim()
-            client.arm(True)
-            if before_episode is not None:
-                before_episode(index, target, client)
-            result = client.run_episode(target, budget, tolerance, alive=lambda: not stack.dead(),
-                                        on_step=on_step)
-            results.append(result)
-            if on_episode is not None:
-                on_episode(index, result, client)
-            if _stop_if_dead(stack):
-                break
-    return results
-
-
-def run_push_episodes(tasks: list, budgets: tuple[int, ...], *, arguments: dict[str, str], log_dir: Path,
-                      tolerances: tuple[float, ...] | None = None, before_episode: BeforeEpisode | None = None,
-                      on_episode: AfterEpisode | None = None, on_step=None) -> list:
-    """Bring the push stack up (launch/sim_push.launch.xml with `arguments`), run one push episode per task (one
-    goal image per entry of `budgets`, each its own ReachGoal with its tolerance: `tolerances`, default
-    `PUSH_TOLERANCES`), bring it down; returns the PushResults. `before_episode(index, task,
-    client)` runs before the episode's start is set up; `on_step(step, energy, object_distance, plan_ms)`."""
-    from jepa_ros.episodes.push_client import PushClient
-
-    results = []
-    with running_stack(PushClient, arguments, log_dir, LAUNCH_FILES["push"]) as (stack, client):
-        for index, task in enumerate(tasks):
-            if before_episode is not None:
-                before_episode(index, task, client)
-            result = client.run_push(task, budgets, tolerances, alive=lambda: not stack.dead(), on_step=on_step)
-            results.append(result)
-            if on_episode is not None:
-                on_episode(index, result, client)
-            if _stop_if_dead(stack):
-                break
-    return results
-
-
-def push_summary(results: list, goal_images: int, **extra) -> dict:
-    """`summarise` of PushResults plus the push numbers: object error, goal images and how they were made,
-    failure classes."""
-    from jepa_sim.push import FAILURES
-
-    failures = {name: sum(r.outcome == name for r in results) for name in FAILURES}
-    errors = [100 * r.final_object_distance for r in results]
-    return summarise(results, task="push", median_object_error_cm=statistics.median(errors) if errors else None,
-                     goal_images_per_episode=goal_images, goal_images=PUSH_GOAL_IMAGES[goal_images],
-                     failures=failures, **extra)
-
-
-def rounded(value: float | None, digits: int = 1, unit: str = "") -> str:
-    """A summary number for people: `digits` decimals (trailing zeros dropped), "n/a" for None."""
-    if value is None:
-        return "n/a"
-    return f"{round(float(value), digits):g}{unit}"
-
-
-def summary_line(summary: dict) -> str:
-    """The one-line result of `jepa eval` / `jepa demo`, numbers rounded."""
-    steps = rounded(summary["median_steps"])
-    distance = summary["median_final_distance"]
-    return (f"success rate {summary['success_rate']:.2f} ({summary['successes']}/{summary['episodes']}), median "
-            f"steps to within {100 * summary['success_radius_m']:g} cm {steps}, median planning "
-            f"{rounded(summary['median_plan_ms'], 0, ' ms')}, median final distance "
-            f"{rounded(None if distance is None else 100 * distance, 2, ' cm')}")
+def run_on_nodes(task: Task, episodes: list, budgets: tuple[int, ...], tolerances: tuple[float | None, ...], *,
+                 arguments: dict[str, str], log_dir: Path, **callbacks: Any) -> list:
+    """Bring the task's stack up, run the episodes through the node driver, bring it down; stops early, with the
+    node's last output on stderr, when a node dies. ``callbacks``: ``runner.run_episodes``'s."""
+    with running_stack(task, arguments, log_dir) as (stack, driver):
+        return run_episodes(task, driver, episodes, budgets, tolerances, stop=lambda: _stop_if_dead(stack),
+                            **callbacks)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run `jepa eval`; 2 when the stack cannot start (the reason in one line on stderr)."""
-    push = args.task == "push"
-    episodes = sample_push_tasks(args.episodes, args.seed) if push else sample_targets(args.episodes, args.seed)
-    budgets = push_budgets(args.budget, args.goal_images) if push else (args.budget or DEFAULT_BUDGET,)
+    task = get_task(args.task)
+    count = task.goal_count(args.goal_images)
+    budgets, tolerances = task.budgets(args.budget, count), task.tolerances(args.tolerance, count)
+    episodes = task.sample(args.episodes, args.seed)
 
-    def report(index: int, result, _client) -> None:
-        mark = "ok  " if result.success else "FAIL"
-        what = f"puck {100 * result.final_distance:.1f} cm from the target, {result.outcome}" if push else \
-            f"final distance {100 * result.final_distance:.1f} cm"
-        print(f"[{mark}] episode {index + 1}/{len(episodes)}: {result.steps} steps, {what} ({result.reason})",
-              flush=True)
+    def report(record: Any, _driver: Any) -> None:
+        print(episode_line(record, len(episodes)), flush=True)
 
+    started = time.monotonic()
+    extra: dict[str, Any] = {"tolerance_option": args.tolerance}
     try:
-        if push:
-            tolerances = (args.tolerance,) * len(budgets) if args.tolerance > 0 else None
-            results = run_push_episodes(episodes, budgets, arguments=stack_arguments(args), log_dir=args.logs,
-                                        tolerances=tolerances, on_episode=report)
+        if args.offline:
+            import torch
+
+            from jepa_episodes.offline import run_offline
+
+            torch.set_num_threads(args.threads)
+            records, settings = run_offline(task, episodes, budgets, tolerances, args.encoder, args.predictor,
+                                            json.loads(args.settings), on_episode=report)
+            extra.update(planner_settings=settings, torch_threads=torch.get_num_threads())
         else:
-            results = run_episodes(episodes, budgets[0], arguments=stack_arguments(args), log_dir=args.logs,
-                                   tolerance=args.tolerance, on_episode=report)
+            arguments = stack_arguments(args)
+            records = run_on_nodes(task, episodes, budgets, tolerances, arguments=arguments, log_dir=args.logs,
+                                   on_episode=report)
+            extra["launch_arguments"] = arguments
     except StackError as exc:
         print(f"jepa eval: {exc}", file=sys.stderr)
         return 2
-    common = dict(seed=args.seed, budget=sum(budgets), tolerance=args.tolerance, requested_episodes=args.episodes)
-    summary = push_summary(results, args.goal_images, budgets=list(budgets), **common) if push else \
-        summarise(results, **common)
+    extra["wall_s"] = round(time.monotonic() - started, 1)
+    summary = summarise(task, "offline" if args.offline else "nodes", args.seed, args.episodes, count, records,
+                        **extra).to_dict()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(summary, indent=2))
-    extra = f", median object error {rounded(summary['median_object_error_cm'], 2, ' cm')}, failures " \
-            f"{ {k: v for k, v in summary['failures'].items() if v} }" if push else ""
-    print(f"{summary_line(summary)}{extra} -> {args.json}")
-    return 0 if len(results) == args.episodes else 1
+    print(f"{summary_line(summary)} -> {args.json}")
+    return 0 if len(records) == args.episodes else 1

@@ -208,13 +208,13 @@ def main(args: argparse.Namespace) -> int:
     """Run `jepa soak`."""
     import rclpy
 
-    from jepa_ros.episodes.evaluation import sample_targets
-    from jepa_ros.episodes.reach_client import ReachClient
+    from jepa_episodes.tasks.reach import REACH
+    from jepa_ros.episodes.node_driver import NodeDriver
     from jepa_ros.soak.recorder import SoakNode
     from jepa_ros.launch_runner.stack import Stack, isolate_ros_graph
 
     limits = deployed_limits()
-    targets = sample_targets(max(50, int(args.minutes * 30)), args.seed)
+    targets = REACH.sample(max(50, int(args.minutes * 30)), args.seed)
     bomb()
     print(f"ROS_DOMAIN_ID={isolate_ros_graph()}; node logs in {args.logs}", flush=True)
     launch_args = {"encoder": args.encoder, "predictor": args.predictor}
@@ -227,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         with stack:
             soak_node = SoakNode()
-            client = ReachClient()
+            client = NodeDriver()
             try:
                 wait_for_stack(stack, client)
             except (RuntimeError, TimeoutError) as exc:

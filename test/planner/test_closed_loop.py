@@ -12,9 +12,13 @@ from geometry_msgs.msg import TwistStamped
 from jepa_msgs.msg import Plan
 from sensor_msgs.msg import Image
 
-from jepa_ros.episodes.reach_client import ReachClient
+from jepa_common import topics
+from jepa_common.outcomes import END_NODE_DIED, END_STALE
+from jepa_ros.episodes.node_driver import NodeDriver
 from jepa_ros.ros_util import reliable_qos, sensor_qos
 from jepa_ros.launch_runner.stack import Stack, wait_until
+
+pytestmark = pytest.mark.nodes
 
 TARGET = np.array([0.36, -0.10, 0.12])  # about 15 cm from the home pose
 
@@ -23,10 +27,10 @@ TARGET = np.array([0.36, -0.10, 0.12])  # about 15 cm from the home pose
 def stack(tmp_path):
     rclpy.init()
     with Stack(log_dir=tmp_path / "logs") as running:
-        client = ReachClient()
+        client = NodeDriver()
         twists: list[tuple[float, np.ndarray]] = []
         client.node.create_subscription(
-            TwistStamped, "/servo_node/delta_twist_cmds",
+            TwistStamped, topics.SERVO_TWIST,
             lambda m: twists.append((time.monotonic(), np.array([m.twist.linear.x, m.twist.linear.y,
                                                                  m.twist.linear.z]))), sensor_qos())
         try:
@@ -46,8 +50,8 @@ def moving_after(twists, since: float) -> bool:
 
 def kill_at_step_two(running: Stack, node: str, killed_at: list[float]):
     """An episode `on_step` callback that SIGKILLs `node` at step 2 and records when in `killed_at`."""
-    def on_step(step, *_):
-        if step == 2 and not killed_at:
+    def on_step(record):
+        if record.steps == 2 and not killed_at:
             running.stop(node, signal.SIGKILL)
             killed_at.append(time.monotonic())
     return on_step
@@ -74,9 +78,9 @@ def test_a_topic_goal_image_is_reached_and_held(stack):
         if not any(plan.actions):
             holds.append((time.monotonic(), client.distance_to(TARGET)))
 
-    client.node.create_subscription(Plan, "/jepa/plan", on_plan, reliable_qos())
+    client.node.create_subscription(Plan, topics.PLAN, on_plan, reliable_qos())
     goal = client.request_goal_image(TARGET)
-    client.node.create_publisher(Image, "/jepa/goal_image", reliable_qos(1)).publish(goal)
+    client.node.create_publisher(Image, topics.GOAL_IMAGE, reliable_qos(1)).publish(goal)
     assert wait_until(lambda: holds, 30.0), (client.distance_to(TARGET), running.dead())
     reached_at = holds[0][0]
     time.sleep(3.0)
@@ -92,7 +96,7 @@ def test_stopping_the_sim_mid_episode_aborts_with_a_reason_and_stops_the_arm(sta
     result = client.run_episode(TARGET, budget=20, on_step=kill_at_step_two(running, "sim_node", killed_at),
                                 timeout=60.0)
     assert killed_at, result.reason
-    assert result.reason == "stale input" and not result.success
+    assert result.reason == END_STALE and not result.success
     time.sleep(2.0)  # state watchdog (state_timeout 1.0 s in config/controller.yaml) plus margin
     assert not moving_after(twists, killed_at[0] + 1.5), "controller still commands motion without a robot state"
 
@@ -102,7 +106,7 @@ def test_killing_the_planner_mid_episode_ends_it_and_the_watchdog_stops_the_arm(
     killed_at: list[float] = []
     result = client.run_episode(TARGET, budget=20, on_step=kill_at_step_two(running, "planner_node", killed_at),
                                 alive=lambda: not running.dead(), timeout=60.0)
-    assert killed_at and result.reason == "a node of the stack died" and not result.success
+    assert killed_at and result.reason == END_NODE_DIED and not result.success
     time.sleep(2.5)  # plan watchdog (plan_timeout 1.5 s in config/controller.yaml) plus margin
     assert not moving_after(twists, killed_at[0] + 2.0), "controller kept moving without fresh plans"
     assert twists and np.linalg.norm(twists[-1][1]) == 0.0

@@ -1,0 +1,143 @@
+"""The offline driver: episodes in-process, without ROS: ArmSim + encoder + the planner's MPC loop.
+
+Rules: it runs the planner node's loop (`jepa_planner.mpc.MPCLoop`, the task's deployed settings in continuous
+mode): each control step plans from the current camera frame (one context frame, the end-effector position as
+state) and executes the plan's first action as one ``move_ee_by`` step, shortened like the controller's box
+(the task's workspace) so the end effector stays in it. Observation stamps come from an episode clock of
+``STEP_NS`` per step that runs on across episodes, as a camera's does. A tolerance of None is the planner's
+default, as a ReachGoal with tolerance 0 is to the planner node.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from jepa_planner.mpc import FINISHED, PLAN, MPCLoop, Observation, PlannerModels, PlannerSettings
+
+from jepa_episodes.record import SceneState
+from jepa_episodes.runner import clipped, run_episodes
+from jepa_episodes.tasks.base import GoalScene, StartScene, Task
+
+STEP_NS = 100_000_000  # one control step (0.1 s) of the episode clock that stamps the observations
+
+
+def load_models(encoder: str, predictor: str) -> tuple[torch.nn.Module, Any]:
+    """Encoder (layer-normed output, as the predictor was trained on) and predictor, both in eval mode."""
+    from jepa_world_model import load_encoder, load_predictor
+
+    return load_encoder(encoder, output_layer_norm=True), load_predictor(predictor)
+
+
+def place_start(sim: Any, scene: StartScene) -> None:
+    """Put an ArmSim at ``scene``: home pose (and the object placed), then the end effector at ``scene.ee`` by
+    inverse kinematics from the home pose, so the start depends on the scene only."""
+    if scene.object_xy is None:
+        sim.reset()
+    else:
+        sim.reset(object_xy=scene.object_xy)
+    if scene.ee is not None:
+        q = sim.ik(scene.ee)
+        if q is None:
+            raise ValueError(f"start ee {list(scene.ee)} is not reachable")
+        sim.reset(q, object_xy=scene.object_xy)
+
+
+class OfflineDriver:
+    """A ``runner.Driver`` over an in-process sim of ``task``'s scene and the MPC loop (``close`` the sim)."""
+
+    name = "offline"
+
+    def __init__(self, task: Task, encoder: torch.nn.Module, predictor: Any,
+                 settings: PlannerSettings | None = None, ee_box: Any = "task",
+                 image_size: int | None = None) -> None:
+        if predictor.config.state_dim != 3 or predictor.config.action_dim != 3:
+            raise ValueError(f"the sim needs xyz state/action predictors, got state_dim={predictor.config.state_dim}"
+                             f" action_dim={predictor.config.action_dim}")
+        self.task = task
+        self.models = PlannerModels(encoder, predictor)
+        self.loop = MPCLoop(self.models, settings or task.planner_settings())
+        self.ee_box = task.workspace() if isinstance(ee_box, str) else ee_box
+        self.image_size = image_size or encoder.config.crop_size
+        self.now_ns = 0
+        self._sim: Any = None
+
+    @property
+    def sim(self) -> Any:
+        """The sim of the task's scene (made on first use)."""
+        if self._sim is None:
+            from jepa_sim.arm_sim import ArmSim
+
+            self._sim = ArmSim(image_size=self.image_size, task=self.task.sim_task)
+        return self._sim
+
+    def features(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 image -> (N, D) features."""
+        with torch.inference_mode():
+            return self.models.encoder(torch.from_numpy(np.ascontiguousarray(image))[None])[0].float().numpy()
+
+    def start(self, scene: StartScene) -> None:
+        """``place_start`` in the sim."""
+        place_start(self.sim, scene)
+
+    def goal_image(self, scene: GoalScene) -> np.ndarray:
+        """The sim's render of ``scene`` (the state is not touched)."""
+        return self.sim.render_goal(scene.ee, scene.object_xy)
+
+    def pursue(self, goal_image: np.ndarray, budget: int, tolerance: float | None,
+               on_plan: Callable[[float, float], None]) -> str:
+        """One ReachGoal of the MPC loop, stepping the sim until it finishes."""
+        loop, models, sim = self.loop, self.models, self.sim
+        loop.begin_reach([loop.goal_tensor(self.features(goal_image))], time.monotonic(), budgets=[budget],
+                         tolerance=tolerance)
+        while True:
+            self.now_ns += STEP_NS
+            now = self.now_ns
+            observation = Observation(self.features(sim.render()), now, state=sim.ee_position(),
+                                      state_names=models.state_names, model_id=models.model_id)
+            problem = loop.inputs.offer(observation, now)
+            if problem:
+                raise RuntimeError(f"observation refused: {problem}")
+            decision = loop.step(observation, now, time.monotonic())
+            if decision.kind == FINISHED:
+                return decision.outcome.reason
+            if decision.kind != PLAN:
+                raise RuntimeError(f"the MPC loop did not plan: {decision.message}")
+            on_plan(float(decision.energy), float(decision.result.time_ms))
+            action = decision.result.actions[0].double().cpu().numpy()
+            sim.move_ee_by(clipped(sim.ee_position(), action, self.ee_box))
+
+    def state(self) -> SceneState:
+        sim = self.sim
+        obj = tuple(sim.object_position().tolist()) if self.task.sim_task == "push" else None
+        return SceneState(ee=tuple(sim.ee_position().tolist()), object=obj)
+
+    def settle(self) -> None:
+        """Nothing: each step ends at rest."""
+
+    def camera_image(self) -> np.ndarray:
+        """The current camera frame."""
+        return self.sim.render()
+
+    def close(self) -> None:
+        """Close the sim."""
+        if self._sim is not None:
+            self._sim.close()
+            self._sim = None
+
+
+def run_offline(task: Task, episodes: list[Any], budgets: tuple[int, ...], tolerances: tuple[float | None, ...],
+                encoder: str | None = None, predictor: str | None = None, settings: dict | None = None,
+                on_step: Any = None, on_episode: Any = None) -> tuple[list, dict]:
+    """``episodes`` of ``task`` through an ``OfflineDriver`` (models: the task's shipped one unless named);
+    returns the records and the planner settings used (JSON-able)."""
+    encoder_model, predictor_model = load_models(encoder or task.model, predictor or task.model)
+    driver = OfflineDriver(task, encoder_model, predictor_model, task.planner_settings(**(settings or {})))
+    try:
+        records = run_episodes(task, driver, episodes, budgets, tolerances, on_step=on_step, on_episode=on_episode)
+    finally:
+        driver.close()
+    return records, dataclasses.asdict(driver.loop.settings)
