@@ -1,6 +1,6 @@
 """`MPCLoop`: the receding-horizon loop that turns the latest observation and the goal in force into a `Decision`.
 
-One `MPCLoop` serves the planner node and the offline reach loop (`jepa_episodes.offline_reach`). The caller hands
+One `MPCLoop` serves the planner node and the offline episodes (`jepa_episodes.offline`). The caller hands
 every observation to ``loop.inputs.offer(observation, now_ns)`` on arrival, then calls ``loop.step(
 loop.inputs.latest, now_ns, wall)`` whenever it may act: `now_ns` is the clock the stamps are judged against (ROS
 time in the node), `wall` a monotonic wall clock in seconds (time budgets of a ReachGoal).
