@@ -62,3 +62,12 @@ class ScriptedDriver:
 
     def close(self) -> None:
         self.sim.close()
+
+
+def short_push():
+    """A 5 cm push away from the base; the end effector starts 6 cm from the "behind" pose. With budgets (6, 14)
+    and the shipped planner the puck ends 0.2 cm from its target after 7 steps (offline)."""
+    from jepa_sim.arm_sim import PUSH_HEIGHT
+    from jepa_sim.push import PushTask
+
+    return PushTask(object_start=(0.35, -0.09), target=(0.39, -0.12), ee_start=(0.22, -0.035, PUSH_HEIGHT))
