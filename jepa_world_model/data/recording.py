@@ -35,6 +35,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 import jepa_common.frames
 from jepa_common import topics
+from jepa_common.package_data import source_checkout
 
 LOG = logging.getLogger(__name__)
 
