@@ -11,6 +11,9 @@ clips are single frames repeated (``still_fraction``): that is how the perceptio
 The collapse guard (:mod:`jepa_world_model.training.collapse`) logs the target features' spread across the batch and
 their effective rank, warns when either falls below its threshold and stops the run when it stays there.
 
+The recipe (:class:`EncoderRecipe`) runs on the shared loop (:mod:`jepa_world_model.training.loop`): this file
+supplies the encoders, the mask predictor, the masked clips and the loss, the loop does the rest.
+
 Reproducible and resumable like `jepa train`: the clip order, the still clips and the masks are pure functions
 of (seed, step), and a periodic checkpoint holds both encoders, the predictor and the optimizer, so a run
 resumed after a kill continues exactly like the uninterrupted one. Under ``torchrun`` every rank draws the masks
@@ -29,37 +32,39 @@ import json
 import logging
 import math
 import os
-import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
-from jepa_world_model.checkpoints.files import load_strictly, save_checkpoint
-from jepa_world_model.training.collapse import CollapseError, CollapseGuard, batch_moments, effective_rank, spread_from_moments
-from jepa_world_model.data.dataset import Episode, ReadOptions, frame_segments, load_episodes, make_clips
-from jepa_world_model.networks.encoder import Encoder, load_encoder
-from jepa_world_model.errors import WorldModelError
-from jepa_world_model.networks.features import layer_norm_features
-from jepa_world_model.networks.mask_predictor import MaskPredictor, encode_visible, gather_tokens
-from jepa_world_model.training.masks import MaskBatch, MaskError, MultiBlockMask, vjepa_masks
 from jepa_common.settings import SettingsError, setting
 from jepa_common.settings_cli import add_settings_options, settings_values
-from jepa_world_model.training.train import (CHECKPOINTS, METRICS_FILE, STATE_FILE, Dist, TrainingError, batch_indices, latest_checkpoint,
-                    make_optimizer, parse_overrides, pick_device, read_metrics, setup_distributed,
-                    write_step_checkpoint)
+from jepa_world_model.checkpoints.bundle import encoder_reference
+from jepa_world_model.checkpoints.files import load_strictly, save_checkpoint
+from jepa_world_model.data.dataset import Episode, ReadOptions, frame_segments, load_episodes, make_clips
+from jepa_world_model.errors import WorldModelError
+from jepa_world_model.networks.encoder import Encoder, load_encoder
+from jepa_world_model.networks.features import layer_norm_features
+from jepa_world_model.networks.mask_predictor import MaskPredictor, encode_visible, gather_tokens
+from jepa_world_model.training.collapse import (CollapseError, CollapseGuard, batch_moments, effective_rank,
+                                                spread_from_moments)
+from jepa_world_model.training.data_order import batch_indices
+from jepa_world_model.training.distributed import Dist, Session, start_session
+from jepa_world_model.training.errors import TrainingError
+from jepa_world_model.training.loop import Recipe, StepLoss, run_loop
+from jepa_world_model.training.masks import MaskBatch, MaskError, MultiBlockMask, vjepa_masks
+from jepa_world_model.training.optimizer import make_optimizer
+from jepa_world_model.training.overrides import parse_overrides
+from jepa_world_model.training.run_record import options_record
 
 LOG = logging.getLogger(__name__)
-CURVE_FILE = "loss_curve.png"
 DEFAULT_EPOCHS = 10.0
 
 
-class PretrainError(ValueError):
+class PretrainError(TrainingError):
     """Pretraining cannot start or resume with the given data and options."""
 
 
@@ -258,41 +263,6 @@ def exported(encoder: Encoder) -> Encoder:
     return out.eval()
 
 
-# -------------------------------------------------------------------------------------------- checkpoints
-def save_state(root: Path, step: int, cfg: PretrainConfig, target: Encoder, online: Encoder,
-               predictor: MaskPredictor, optimizer: torch.optim.Optimizer, guard: CollapseGuard,
-               metadata: dict) -> Path:
-    """Write ``checkpoints/step_NNNNNNN`` atomically (target encoder in our format + the training state)."""
-    cpu = lambda module: {k: v.detach().cpu() for k, v in module.state_dict().items()}  # noqa: E731
-
-    def fill(tmp: Path) -> None:
-        save_checkpoint(tmp, encoder=exported(target), metadata={**metadata, "step": step})
-        torch.save({"step": step, "config": asdict(cfg), "context_encoder": cpu(online),
-                    "target_encoder": cpu(target), "predictor": cpu(predictor), "optimizer": optimizer.state_dict(),
-                    "collapse_below": guard.below}, tmp / STATE_FILE)
-
-    return write_step_checkpoint(root, step, cfg.keep_checkpoints, fill)
-
-
-def restore(checkpoint: Path, cfg: PretrainConfig, target: Encoder, online: Encoder, predictor: MaskPredictor,
-            optimizer: torch.optim.Optimizer, guard: CollapseGuard) -> int:
-    """Load a periodic checkpoint into the models, optimizer and guard; returns the step to continue from."""
-    state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
-    if "context_encoder" not in state:
-        raise PretrainError(f"cannot resume from {checkpoint}: it was not written by `jepa pretrain`")
-    now = asdict(cfg)
-    changed = {k: (state["config"].get(k), now.get(k)) for k in RESUME_KEYS if state["config"].get(k) != now.get(k)}
-    if changed:
-        raise PretrainError(f"cannot resume from {checkpoint}: options changed (was, now): {changed}")
-    online.load_state_dict(state["context_encoder"])
-    target.load_state_dict(state["target_encoder"])
-    predictor.load_state_dict(state["predictor"])
-    optimizer.load_state_dict(state["optimizer"])
-    guard.below = int(state["collapse_below"])
-    LOG.info("resuming from %s at step %d", checkpoint, state["step"])
-    return int(state["step"])
-
-
 def plot_curves(rows: list[dict], path: Path) -> None:
     """Loss (log scale) and the collapse numbers against step, as a PNG."""
     import matplotlib
@@ -346,106 +316,112 @@ def collapse_numbers(targets: torch.Tensor, ranks: Dist) -> tuple[float, float]:
     return spread_from_moments(moments.cpu(), count), float(rank)
 
 
+@dataclass
+class PretrainBatch:
+    """This rank's share of one global batch: normalised pixels and (context, target) token indices per mask kind."""
+
+    pixels: torch.Tensor
+    index: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class EncoderRecipe(Recipe):
+    """The encoder by masked prediction in feature space against its EMA target: :class:`MaskedPrediction`,
+    warm-up -> cosine decay, the EMA update after each step and the collapse guard on the target features."""
+
+    command = "pretrain"
+    error = PretrainError
+    resume_keys = RESUME_KEYS
+    state_keys = ("context_encoder",)
+    progress_fields = {"loss": ("loss", ".4f"), "std": ("feature_std", ".3f"), "rank": ("effective_rank", ".1f")}
+
+    def __init__(self, cfg: PretrainConfig, session: Session, online: Encoder, data: ClipData, total: int) -> None:
+        grid = (cfg.clip_len // online.config.tubelet_size, online.config.grid_size, online.config.grid_size)
+        masks = vjepa_masks(grid, cfg.short_blocks, cfg.short_scale, cfg.long_blocks, cfg.long_scale,
+                            (cfg.aspect_min, cfg.aspect_max), cfg.temporal_scale)
+        target = copy.deepcopy(online).requires_grad_(False).eval()
+        predictor = MaskPredictor(online.embed_dim, cfg.predictor_width, cfg.predictor_depth, cfg.predictor_heads,
+                                  len(masks), seed=cfg.seed + 1).to(session.device).train()
+        module = MaskedPrediction(online, predictor)
+        super().__init__(cfg, module, make_optimizer(module, cfg.lr, cfg.weight_decay), len(data))
+        self.cfg: PretrainConfig = cfg
+        self.session = session
+        self.online, self.target, self.predictor = online, target, predictor
+        self.data = data
+        self.grid = grid
+        self.masks = masks
+        self.guard = CollapseGuard(cfg.collapse_std, cfg.collapse_rank, cfg.collapse_patience)
+        self.names = [name for name, blocks in (("short", cfg.short_blocks), ("long", cfg.long_blocks)) if blocks]
+        self.metadata = {"pretraining": options_record(cfg),
+                         "encoder_source": encoder_reference(cfg.init) if cfg.init else cfg.encoder,
+                         "exported": "target_encoder",
+                         "clips": len(data), "total_steps": total, "feature_layer_norm": True}
+
+    def learning_rate(self, step: int, total: int) -> float:
+        return learning_rate(self.cfg, step, total)
+
+    def batch(self, step: int) -> PretrainBatch:
+        mine, device = self.session.mine, self.session.device
+        still, mask_batches = step_randomness(self.cfg, step, self.masks)
+        indices = batch_indices(step, self.cfg.batch_size, len(self.data), self.cfg.seed)[mine]
+        pixels = self.online.preprocess(self.data.batch(indices, still[mine]).to(device))
+        index = [(torch.from_numpy(b.context[mine]).to(device), torch.from_numpy(b.target[mine]).to(device))
+                 for b in mask_batches]
+        return PretrainBatch(pixels, index)
+
+    def loss(self, model: nn.Module, batch: PretrainBatch) -> StepLoss:
+        with torch.no_grad():
+            targets = layer_norm_features(self.target.encode_pixels(batch.pixels).float())
+        kind_losses = model(batch.pixels, targets, batch.index, self.grid)
+        return StepLoss(kind_losses.mean(), kind_losses.detach().float(), targets)
+
+    def loss_values(self, logged: torch.Tensor) -> dict[str, float]:
+        return {"loss": logged.mean().item(), **{f"loss_{n}": v.item() for n, v in zip(self.names, logged)}}
+
+    def after_update(self, step: int, total: int) -> dict[str, float]:
+        momentum = ema_momentum(self.cfg, step, total)
+        ema_update(self.target, self.online, momentum)
+        return {"ema": momentum}
+
+    def observe(self, result: StepLoss) -> dict[str, float]:
+        std, rank = collapse_numbers(result.targets, self.session.ranks)
+        return {"feature_std": std, "effective_rank": rank}
+
+    def check(self, step: int, row: dict) -> None:
+        self.guard.update(step, row["feature_std"], row["effective_rank"])
+
+    def save_models(self, directory: Path, step: int) -> None:
+        save_checkpoint(directory, encoder=exported(self.target), metadata={**self.metadata, "step": step})
+
+    def state(self, step: int, total: int) -> dict:
+        cpu = lambda module: {k: v.detach().cpu() for k, v in module.state_dict().items()}  # noqa: E731
+        return {"context_encoder": cpu(self.online), "target_encoder": cpu(self.target),
+                "predictor": cpu(self.predictor), "collapse_below": self.guard.below}
+
+    def load_state(self, checkpoint: Path, state: dict) -> None:
+        self.online.load_state_dict(state["context_encoder"])
+        self.target.load_state_dict(state["target_encoder"])
+        self.predictor.load_state_dict(state["predictor"])
+        self.guard.below = int(state["collapse_below"])
+
+    def finish(self, total: int, final_loss: float) -> None:
+        """The target encoder, layer-normed output on, as the run's checkpoint."""
+        save_checkpoint(Path(self.cfg.out), encoder=exported(self.target),
+                        metadata={**self.metadata, "step": total, "final_loss": final_loss})
+        LOG.info("pretrained %d steps; final loss %.5f; encoder in %s", total, final_loss, self.cfg.out)
+
+    def plot(self, rows: list[dict], path: Path) -> None:
+        plot_curves(rows, path)
+
+
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> PretrainResult:
     """Run (or resume) pretraining as configured; returns the summary. Works alone or under torchrun."""
-    device = pick_device(cfg.device)
-    ranks = setup_distributed(device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if cfg.batch_size % ranks.world:
-        raise PretrainError(f"batch_size {cfg.batch_size} is not divisible by the {ranks.world} ranks")
-    out = Path(cfg.out)
-
-    online = build_encoder(cfg).to(device).train()
+    session = start_session(cfg.device, cfg.batch_size, PretrainError)
+    online = build_encoder(cfg).to(session.device).train()
     data, skipped = load_clip_data(cfg, online.config.tubelet_size)
-    grid = (cfg.clip_len // online.config.tubelet_size, online.config.grid_size, online.config.grid_size)
-    masks = vjepa_masks(grid, cfg.short_blocks, cfg.short_scale, cfg.long_blocks, cfg.long_scale,
-                        (cfg.aspect_min, cfg.aspect_max), cfg.temporal_scale)
-    target = copy.deepcopy(online).requires_grad_(False).eval()
-    predictor = MaskPredictor(online.embed_dim, cfg.predictor_width, cfg.predictor_depth, cfg.predictor_heads,
-                              len(masks), seed=cfg.seed + 1).to(device).train()
-    model: nn.Module = MaskedPrediction(online, predictor)
-    optimizer = make_optimizer(model, cfg)
-    guard = CollapseGuard(cfg.collapse_std, cfg.collapse_rank, cfg.collapse_patience)
     total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * len(data) / cfg.batch_size))
-
-    checkpoint = latest_checkpoint(out) if resume else None
-    start = restore(checkpoint, cfg, target, online, predictor, optimizer, guard) if checkpoint else 0
-    if resume and checkpoint is None:
-        LOG.info("no checkpoint in %s; starting from scratch", out / CHECKPOINTS)
-    if ranks.world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                    else None)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    metadata = {"pretraining": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-                "encoder_source": cfg.init or cfg.encoder, "exported": "target_encoder", "clips": len(data),
-                "total_steps": total, "feature_layer_norm": True}
-
-    rows = read_metrics(out / METRICS_FILE, start) if ranks.main else []
-    if ranks.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    metrics = open(out / METRICS_FILE, "a") if ranks.main else None
-    share = cfg.batch_size // ranks.world
-    mine = slice(ranks.rank * share, (ranks.rank + 1) * share)
-    names = [name for name, blocks in (("short", cfg.short_blocks), ("long", cfg.long_blocks)) if blocks]
-    bar = tqdm(total=total, initial=start, disable=not (ranks.main and cfg.progress), desc="pretrain", unit="step")
-    t0 = time.monotonic()
-    losses = [r["loss"] for r in rows]
-    try:
-        for step in range(start, total):
-            lr = learning_rate(cfg, step, total)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            still, mask_batches = step_randomness(cfg, step, masks)
-            indices = batch_indices(step, cfg.batch_size, len(data), cfg.seed)[mine]
-            pixels = online.preprocess(data.batch(indices, still[mine]).to(device))
-            index = [(torch.from_numpy(b.context[mine]).to(device), torch.from_numpy(b.target[mine]).to(device))
-                     for b in mask_batches]
-            with autocast:
-                with torch.no_grad():
-                    targets = layer_norm_features(target.encode_pixels(pixels).float())
-                kind_losses = model(pixels, targets, index, grid)
-                loss = kind_losses.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            optimizer.step()
-            momentum = ema_momentum(cfg, step, total)
-            ema_update(target, online, momentum)
-            logged = kind_losses.detach().float()
-            if ranks.world > 1:
-                dist.all_reduce(logged)
-                logged /= ranks.world
-            std, rank = collapse_numbers(targets, ranks)
-            row = {"step": step + 1, "loss": logged.mean().item(),
-                   **{f"loss_{n}": v.item() for n, v in zip(names, logged)}, "lr": lr, "ema": momentum,
-                   "grad_norm": float(grad_norm), "feature_std": std, "effective_rank": rank,
-                   "epoch": (step + 1) * cfg.batch_size / len(data), "time_s": time.monotonic() - t0}
-            losses.append(row["loss"])
-            if ranks.main:
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", std=f"{std:.3f}", rank=f"{rank:.1f}")
-            if not math.isfinite(row["loss"]):
-                raise PretrainError(f"loss became {row['loss']} at step {step + 1}; lower --lr")
-            guard.update(step + 1, std, rank)
-            if ranks.main and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
-                save_state(out / CHECKPOINTS, step + 1, cfg, target, online, predictor, optimizer, guard, metadata)
-    finally:
-        bar.close()
-        if metrics is not None:
-            metrics.close()
-    final_loss = losses[-1] if losses else float("nan")
-    if ranks.main:
-        save_checkpoint(out, encoder=exported(target), metadata={**metadata, "step": total, "final_loss": final_loss})
-        save_state(out / CHECKPOINTS, total, cfg, target, online, predictor, optimizer, guard, metadata)
-        plot_curves(read_metrics(out / METRICS_FILE, total), out / CURVE_FILE)
-        LOG.info("pretrained %d steps; final loss %.5f; encoder in %s", total, final_loss, out)
-    ranks.barrier()
-    return PretrainResult(out=out, steps=total, final_loss=final_loss, losses=losses, episodes=len(data.frames),
-                          skipped=skipped, clips=len(data))
+    losses = run_loop(EncoderRecipe(cfg, session, online, data, total), session, total, resume)
+    return PretrainResult(out=Path(cfg.out), steps=total, final_loss=losses[-1] if losses else float("nan"),
+                          losses=losses, episodes=len(data.frames), skipped=skipped, clips=len(data))
 
 
 # -------------------------------------------------------------------------------------------------- CLI
@@ -475,7 +451,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         result = pretrain(config_from_args(args), resume=args.resume)
-    except (PretrainError, TrainingError, MaskError, CollapseError, WorldModelError, FileNotFoundError) as exc:
+    except (TrainingError, MaskError, CollapseError, WorldModelError, FileNotFoundError) as exc:
         LOG.error("%s", exc)
         return 2
     finally:

@@ -16,6 +16,9 @@ Outputs in ``--out``: the final checkpoint (model.safetensors + config.json, loa
 source, overrides, model_id) and the planning tolerance calibrated on the data's frames (`jepa_world_model.checkpoints.bundle`),
 so `jepa eval --predictor DIR` and the planner need nothing else.
 
+The recipe (:class:`PredictorRecipe`) runs on the shared loop (:mod:`jepa_world_model.training.loop`): this
+file supplies the predictor, the batches of cached features and the loss, the loop does the rest.
+
 Defaults: the from-scratch recipe (frozen random encoder "default", a width-96 predictor, 14000 steps of 32
 two-frame clips), or ``--recipe finetune`` (continue the shipped sim model). ``held_out`` of the episodes (5 %)
 are kept out of training; every run ends with a verdict on them (`training_verdict`): the rollout error against
@@ -29,45 +32,38 @@ import logging
 import math
 import os
 import random
-import shutil
-import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
+from jepa_common.settings import SettingsError, setting, settings_fields
+from jepa_common.settings_cli import add_settings_options, settings_values
 from jepa_world_model.actions import state_differences
 from jepa_world_model.checkpoints.bundle import calibrate_tolerance, encoder_record, include_weights
 from jepa_world_model.checkpoints.files import init_weights, save_checkpoint
+from jepa_world_model.checkpoints.predictor_loading import load_predictor
 from jepa_world_model.config import ActionSpace, StateSpace
 from jepa_world_model.data.dataset import Clips, Episode, ReadOptions, load_episodes, make_clips, space_statistics
-from jepa_world_model.devices import training_device
-from jepa_world_model.errors import WorldModelError
-from jepa_world_model.networks.encoder import load_encoder
 from jepa_world_model.data.feature_cache import FeatureCache
+from jepa_world_model.networks.encoder import load_encoder
 from jepa_world_model.networks.features import layer_norm_features
-from jepa_world_model.checkpoints.predictor_loading import load_predictor
 from jepa_world_model.networks.predictor import ACPredictor
+from jepa_world_model.training.data_order import batch_indices
+from jepa_world_model.training.distributed import Dist, Session, start_session
+from jepa_world_model.training.errors import TrainingError
+from jepa_world_model.training.loop import Recipe, StepLoss, run_loop
+from jepa_world_model.training.optimizer import make_optimizer
+from jepa_world_model.training.overrides import parse_overrides
+from jepa_world_model.training.run_record import options_record
+from jepa_world_model.training.step_checkpoints import rng_state, set_rng_state
 from jepa_world_model.training.verdict import format_verdict, held_out_split, held_out_verdict
-from jepa_common.settings import SettingsError, setting, settings_fields
-from jepa_common.settings_cli import add_settings_options, settings_values
 
 LOG = logging.getLogger(__name__)
-STATE_FILE = "training_state.pt"
-CHECKPOINTS = "checkpoints"
-METRICS_FILE = "metrics.jsonl"
-CURVE_FILE = "loss_curve.png"
-
-
-class TrainingError(ValueError):
-    """Training cannot start or resume with the given data and options."""
-
 
 #: Architecture of a predictor trained from scratch on the ``predictor`` preset "tiny" (under the
 #: ``predictor_overrides``): the shipped sim model's width 96, MLP 384, 4 heads, depth 2 (grid and feature width
@@ -202,18 +198,6 @@ class TrainingData:
         return as_tensor(feats), as_tensor(actions), as_tensor(states)
 
 
-def batch_indices(step: int, batch_size: int, num_clips: int, seed: int) -> np.ndarray:
-    """Clip indices of global batch ``step``: positions step*B .. step*B+B-1 of the stream of per-epoch
-    permutations (epoch e shuffled by a generator seeded with (seed, e))."""
-    positions = np.arange(step * batch_size, (step + 1) * batch_size)
-    out = np.empty(batch_size, dtype=np.int64)
-    for epoch in np.unique(positions // num_clips):
-        perm = np.random.default_rng([seed, int(epoch)]).permutation(num_clips)
-        mask = positions // num_clips == epoch
-        out[mask] = perm[positions[mask] % num_clips]
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- model
 class PredictorLoss(nn.Module):
     """Teacher-forcing L1 + autoregressive rollout L1 of an :class:`ACPredictor` (what DDP wraps)."""
@@ -286,113 +270,11 @@ def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr + (cfg.final_lr - cfg.lr) * (step - decay_start) / max(1, total - decay_start)
 
 
-def make_optimizer(predictor: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; biases and norm weights (1-D parameters) get no weight decay."""
-    decay = [p for p in predictor.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in predictor.parameters() if p.requires_grad and p.ndim <= 1]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.999))
-
-
-# -------------------------------------------------------------------------------------------- run state
-@dataclass
-class Dist:
-    """Process group facts (world size 1 without torchrun)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        """True on rank 0, the rank that writes files."""
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        """Wait for every rank (no-op alone)."""
-        if self.world > 1:
-            dist.barrier()
-
-
-def setup_distributed(device: torch.device) -> Dist:
-    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on GPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def pick_device(name: str) -> torch.device:
-    """The training device (``auto``: cuda:LOCAL_RANK when CUDA is available, else cpu); TrainingError if absent."""
-    try:
-        return training_device(name)
-    except WorldModelError as exc:
-        raise TrainingError(str(exc)) from exc
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    """The newest complete periodic checkpoint under ``out``, if any."""
-    root = out / CHECKPOINTS
-    done = sorted(p for p in root.glob("step_*")
-                  if p.is_dir() and not p.name.endswith(".tmp") and (p / STATE_FILE).is_file())
-    return done[-1] if done else None
-
-
+#: Options that change what a run computes; a resume must match them.
 RESUME_KEYS = ("data", "encoder", "predictor", "init", "encoder_overrides", "predictor_overrides", "steps", "epochs",
                "batch_size", "lr", "start_lr", "final_lr", "warmup", "decay", "weight_decay", "clip_grad", "clip_len",
                "fps", "rollout_steps", "seed", "camera_topic", "state_kind", "state_topic", "max_state_gap",
                "held_out")
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def write_step_checkpoint(root: Path, step: int, keep: int, fill: Callable[[Path], None]) -> Path:
-    """Write ``root/step_NNNNNNN`` atomically (``fill`` writes into a .tmp directory, then it is renamed) and keep
-    only the newest ``keep`` complete ones."""
-    final, tmp = root / f"step_{step:07d}", root / f"step_{step:07d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    fill(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    done = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
-    for old in done[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def save_training_checkpoint(out: Path, step: int, total: int, predictor: ACPredictor,
-                             optimizer: torch.optim.Optimizer, cfg: TrainConfig, metadata: dict) -> Path:
-    """The periodic checkpoint ``checkpoints/step_NNNNNNN``: predictor, optimizer, RNG and schedule state."""
-    def fill(tmp: Path) -> None:
-        save_checkpoint(tmp, predictor=predictor, metadata={**metadata, "step": step})
-        torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(), "config": asdict(cfg),
-                    "scheduler": {"kind": "warmup_hold_linear_decay", "step": step, "total": total},
-                    "data_position": step * cfg.batch_size}, tmp / STATE_FILE)
-
-    return write_step_checkpoint(out / CHECKPOINTS, step, cfg.keep_checkpoints, fill)
-
-
-def read_metrics(path: Path, upto: int) -> list[dict]:
-    """Rows of ``metrics.jsonl`` up to step ``upto`` (a resumed run drops those after its checkpoint)."""
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["step"] <= upto]
 
 
 def plot_loss_curve(rows: list[dict], path: Path) -> None:
@@ -464,20 +346,6 @@ def prepare_data(cfg: TrainConfig, encoder: nn.Module, ranks: Dist) -> tuple[Tra
     return TrainingData(episodes, features, clips), held_out, len(skipped)
 
 
-def restore(checkpoint: Path, cfg: TrainConfig, predictor: ACPredictor, optimizer: torch.optim.Optimizer) -> int:
-    """Load weights, optimizer and RNG states of a periodic checkpoint; returns the step to continue from."""
-    state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
-    mismatched = {k: (state["config"].get(k), asdict(cfg).get(k)) for k in RESUME_KEYS
-                  if state["config"].get(k) != asdict(cfg).get(k)}
-    if mismatched:
-        raise TrainingError(f"cannot resume from {checkpoint}: options changed (was, now): {mismatched}")
-    predictor.load_state_dict(load_predictor(checkpoint).state_dict())
-    optimizer.load_state_dict(state["optimizer"])
-    _set_rng_state(state["rng"])
-    LOG.info("resuming from %s at step %d", checkpoint, state["step"])
-    return int(state["step"])
-
-
 def planning_tolerance_metadata(cfg: TrainConfig, data: TrainingData) -> dict:
     """The calibrated planning tolerance of the training data's features (see `bundle.calibrate_tolerance`), or
     {} with a warning when the data has too few frame pairs near `reach_radius`."""
@@ -500,19 +368,71 @@ def verdict_of(cfg: TrainConfig, predictor: ACPredictor, held_out: HeldOut) -> d
     return {**verdict, "summary": line}
 
 
-def finish(out: Path, cfg: TrainConfig, encoder: nn.Module, predictor: ACPredictor,
-           optimizer: torch.optim.Optimizer, metadata: dict, total: int, final_loss: float,
-           data: TrainingData, verdict: dict) -> None:
-    """Write the final checkpoint (predictor, the encoder's weights when small enough and saved, the calibrated
-    planning tolerance, the verdict), its training state and the loss-curve plot."""
-    with_encoder = cfg.save_encoder and include_weights(encoder)
-    save_checkpoint(out, encoder=encoder if with_encoder else None, predictor=predictor.eval(),
-                    metadata={**metadata, **planning_tolerance_metadata(cfg, data), "step": total,
-                              "final_loss": final_loss, "verdict": verdict})
-    save_training_checkpoint(out, total, total, predictor, optimizer, cfg, metadata)
-    plot_loss_curve(read_metrics(out / METRICS_FILE, total), out / CURVE_FILE)
-    LOG.info("trained %d steps; final loss %.5f; checkpoint in %s (encoder %s)", total, final_loss, out,
-             "weights included" if with_encoder else f"by reference: {metadata['encoder']['source']}")
+class PredictorRecipe(Recipe):
+    """The predictor on the frozen encoder's cached features: teacher forcing + rollout L1 (:class:`PredictorLoss`),
+    warm-up -> hold -> linear decay, the global RNG states in every checkpoint."""
+
+    command = "train"
+    error = TrainingError
+    resume_keys = RESUME_KEYS
+    state_keys = ("rng",)
+
+    def __init__(self, cfg: TrainConfig, session: Session, encoder: nn.Module, encoder_overrides: dict,
+                 predictor: ACPredictor, data: TrainingData, held_out: HeldOut, total: int) -> None:
+        super().__init__(cfg, PredictorLoss(predictor, cfg.rollout_steps),
+                         make_optimizer(predictor, cfg.lr, cfg.weight_decay), len(data))
+        self.cfg: TrainConfig = cfg
+        self.session = session
+        self.encoder = encoder
+        self.predictor = predictor
+        self.data = data
+        self.held_out = held_out
+        self.find_unused_parameters = predictor.config.extrinsics_dim is not None
+        self.verdict: dict = {}
+        reference = encoder_record(encoder, cfg.encoder, encoder_overrides)
+        self.metadata = {"training": options_record(cfg), "encoder_source": reference["source"],
+                         "encoder_id": encoder.model_id, "feature_layer_norm": True, "encoder": reference,
+                         "state_names": list(data.state_names), "clips": len(data), "total_steps": total}
+
+    def learning_rate(self, step: int, total: int) -> float:
+        return learning_rate(self.cfg, step, total)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        indices = batch_indices(step, self.cfg.batch_size, len(self.data), self.cfg.seed)[self.session.mine]
+        return tuple(t.to(self.session.device) for t in self.data.batch(indices))
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> StepLoss:
+        loss, tf_loss, ar_loss = model(*batch)
+        return StepLoss(loss, torch.stack([loss.detach().float(), tf_loss.float(), ar_loss.float()]))
+
+    def loss_values(self, logged: torch.Tensor) -> dict[str, float]:
+        return {"loss": logged[0].item(), "loss_tf": logged[1].item(), "loss_rollout": logged[2].item()}
+
+    def save_models(self, directory: Path, step: int) -> None:
+        save_checkpoint(directory, predictor=self.predictor, metadata={**self.metadata, "step": step})
+
+    def state(self, step: int, total: int) -> dict:
+        return {"rng": rng_state(), "scheduler": {"kind": "warmup_hold_linear_decay", "step": step, "total": total},
+                "data_position": step * self.cfg.batch_size}
+
+    def load_state(self, checkpoint: Path, state: dict) -> None:
+        self.predictor.load_state_dict(load_predictor(checkpoint).state_dict())
+        set_rng_state(state["rng"])
+
+    def finish(self, total: int, final_loss: float) -> None:
+        """The held-out verdict, then the final checkpoint: the predictor, the encoder's weights when small enough
+        and saved, the calibrated planning tolerance and the verdict."""
+        cfg, encoder = self.cfg, self.encoder
+        self.verdict = verdict_of(cfg, self.predictor, self.held_out)
+        with_encoder = cfg.save_encoder and include_weights(encoder)
+        save_checkpoint(Path(cfg.out), encoder=encoder if with_encoder else None, predictor=self.predictor.eval(),
+                        metadata={**self.metadata, **planning_tolerance_metadata(cfg, self.data), "step": total,
+                                  "final_loss": final_loss, "verdict": self.verdict})
+        LOG.info("trained %d steps; final loss %.5f; checkpoint in %s (encoder %s)", total, final_loss, cfg.out,
+                 "weights included" if with_encoder else f"by reference: {self.metadata['encoder']['source']}")
+
+    def plot(self, rows: list[dict], path: Path) -> None:
+        plot_loss_curve(rows, path)
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
@@ -528,95 +448,24 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
 
 
 def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
-    device = pick_device(cfg.device)
-    ranks = setup_distributed(device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if cfg.batch_size % ranks.world:
-        raise TrainingError(f"batch_size {cfg.batch_size} is not divisible by the {ranks.world} ranks")
-    out = Path(cfg.out)
+    session = start_session(cfg.device, cfg.batch_size, TrainingError)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
 
     encoder_overrides = {"output_layer_norm": True, **cfg.encoder_overrides}
-    encoder = load_encoder(cfg.encoder, **encoder_overrides).to(device)
+    encoder = load_encoder(cfg.encoder, **encoder_overrides).to(session.device)
     encoder.requires_grad_(False)
-    data, held_out, skipped = prepare_data(cfg, encoder, ranks)
+    data, held_out, skipped = prepare_data(cfg, encoder, session.ranks)
     total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * len(data) / cfg.batch_size))
     grid = encoder.config.grid_size
     predictor = build_predictor(cfg, encoder.embed_dim, grid, cfg.clip_len, data.action_space, data.state_space)
-    predictor.to(device).train()
-    optimizer = make_optimizer(predictor, cfg)
-
-    checkpoint = latest_checkpoint(out) if resume else None
-    start = restore(checkpoint, cfg, predictor, optimizer) if checkpoint is not None else 0
-    if resume and checkpoint is None:
-        LOG.info("no checkpoint in %s; starting from scratch", out / CHECKPOINTS)
-
-    model: nn.Module = PredictorLoss(predictor, cfg.rollout_steps)
-    if ranks.world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=predictor.config.extrinsics_dim is not None)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
-    metadata = {"training": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
-                "encoder_source": cfg.encoder, "encoder_id": encoder.model_id, "feature_layer_norm": True,
-                "encoder": encoder_record(encoder, cfg.encoder, encoder_overrides),
-                "state_names": list(data.state_names), "clips": len(data), "total_steps": total}
-
-    rows = read_metrics(out / METRICS_FILE, start) if ranks.main else []
-    if ranks.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    metrics = open(out / METRICS_FILE, "a") if ranks.main else None
-    share = cfg.batch_size // ranks.world
-    bar = tqdm(total=total, initial=start, disable=not (ranks.main and cfg.progress), desc="train", unit="step")
-    t0 = time.monotonic()
-    losses = [r["loss"] for r in rows]
-    try:
-        for step in range(start, total):
-            lr = learning_rate(cfg, step, total)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            indices = batch_indices(step, cfg.batch_size, len(data), cfg.seed)
-            feats, actions, states = (t.to(device) for t in data.batch(indices[ranks.rank * share:
-                                                                                (ranks.rank + 1) * share]))
-            with autocast:
-                loss, tf_loss, ar_loss = model(feats, actions, states)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(predictor.parameters(), cfg.clip_grad)
-            optimizer.step()
-            logged = torch.stack([loss.detach().float(), tf_loss.float(), ar_loss.float()])
-            if ranks.world > 1:
-                dist.all_reduce(logged)
-                logged /= ranks.world
-            row = {"step": step + 1, "loss": logged[0].item(), "loss_tf": logged[1].item(),
-                   "loss_rollout": logged[2].item(), "lr": lr, "grad_norm": float(grad_norm),
-                   "epoch": (step + 1) * cfg.batch_size / len(data), "time_s": time.monotonic() - t0}
-            losses.append(row["loss"])
-            if ranks.main:
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
-                if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
-                    save_training_checkpoint(out, step + 1, total, predictor, optimizer, cfg, metadata)
-            if not math.isfinite(row["loss"]):
-                raise TrainingError(f"loss became {row['loss']} at step {step + 1}; lower --lr")
-    finally:
-        bar.close()
-        if metrics is not None:
-            metrics.close()
-    verdict: dict = {}
-    if ranks.main:
-        verdict = verdict_of(cfg, predictor, held_out)
-        finish(out, cfg, encoder, predictor, optimizer, metadata, total, losses[-1] if losses else float("nan"),
-               data, verdict)
-    ranks.barrier()
-    return TrainResult(out=out, steps=total, final_loss=losses[-1] if losses else float("nan"), losses=losses,
-                       episodes=len(data.states), skipped=skipped, clips=len(data), verdict=verdict)
+    predictor.to(session.device).train()
+    recipe = PredictorRecipe(cfg, session, encoder, encoder_overrides, predictor, data, held_out, total)
+    losses = run_loop(recipe, session, total, resume)
+    return TrainResult(out=Path(cfg.out), steps=total, final_loss=losses[-1] if losses else float("nan"),
+                       losses=losses, episodes=len(data.states), skipped=skipped, clips=len(data),
+                       verdict=recipe.verdict)
 
 
 # -------------------------------------------------------------------------------------------------- CLI
@@ -633,20 +482,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              + " ".join(f"{k}={v}" for k, v in SCRATCH_PREDICTOR.items()) + ")")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     add_settings_options(parser, TrainConfig, exclusive=[("steps", "epochs")])
-
-
-def parse_overrides(items: list[str], option: str) -> dict[str, Any]:
-    """["key=value", ...] -> {key: value}; values are read as JSON when they parse (numbers, booleans, lists)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise TrainingError(f"{option} expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key] = text
-    return out
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

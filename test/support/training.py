@@ -5,14 +5,20 @@ import sys
 from pathlib import Path
 
 import torch
+from mcap.reader import make_reader
 
-from jepa_ros.cli import main as jepa_main
 from jepa_episodes.sim_recording import record_sim_episodes
+from jepa_ros.cli import main as jepa_main
+from jepa_world_model.data.recording import EpisodeWriter
 
 REPO = Path(__file__).resolve().parents[2]
 # Small, fast settings shared by the training tests: the tiny encoder at a 32 px crop (4x4 = 16 tokens).
 FAST_TRAIN_ARGS = ["--encoder", "tiny", "--predictor", "tiny", "--encoder-override", "crop_size=32",
                    "--no-progress"]
+# Small, fast `jepa pretrain` settings: the tiny encoder at a 32 px crop with 4 px patches (an 8x8 grid, 2 tubelets
+# per 4-frame clip: 128 tokens), batches of 8 on the CPU.
+FAST_PRETRAIN_ARGS = ["--encoder", "tiny", "--encoder-override", "crop_size=32", "--encoder-override", "patch_size=4",
+                      "--batch-size", "8", "--lr", "2e-3", "--no-progress", "--device", "cpu"]
 
 
 def sim_recording(tmp_path_factory, name: str, episodes: int, steps: int, seed: int) -> Path:
@@ -48,3 +54,17 @@ def jepa_in_process(*args: str) -> None:
         assert jepa_main(list(args)) == 0, f"jepa {' '.join(args)} failed"
     finally:
         torch.set_num_threads(threads)
+
+
+def rewrite_recording(source: Path, dest: Path, drop: tuple[str, ...] = (), copies: dict | None = None) -> Path:
+    """Copy an MCAP recording message by message, leaving out the ``drop`` topics and writing each message of
+    topic ``copies[new]`` under ``new`` as well (same type)."""
+    copies = copies or {}
+    with open(source, "rb") as stream, EpisodeWriter(dest) as writer:
+        for schema, channel, message in make_reader(stream).iter_messages(log_time_order=True):
+            for topic in [channel.topic] + [new for new, old in copies.items() if old == channel.topic]:
+                if topic in drop:
+                    continue
+                writer.add_topic(topic, schema.name, "sensor_data" if "image" in schema.name.lower() else "reliable")
+                writer.write_cdr(topic, message.data, message.log_time)
+    return dest

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mcap.reader import make_reader
 from safetensors.torch import load_file
 
 from jepa_world_model import load_encoder, save_checkpoint
@@ -20,12 +19,11 @@ from jepa_world_model.networks.mask_predictor import encode_visible
 from jepa_world_model.training.masks import MaskError
 from jepa_world_model.perception import FrameEncoder, PerceptionSettings
 from jepa_world_model.training.pretrain import PretrainConfig, PretrainError, pretrain
-from jepa_world_model.data.recording import EpisodeWriter
-from test.support.training import REPO, jepa_in_process, sim_recording, single_thread_env
+from test.support.training import (FAST_PRETRAIN_ARGS, REPO, jepa_in_process, rewrite_recording, sim_recording,
+                                   single_thread_env)
 
-# The tiny encoder at a 32 px crop with 4 px patches: an 8x8 grid, 2 tubelets per 4-frame clip (128 tokens).
-FAST = ["--encoder", "tiny", "--encoder-override", "crop_size=32", "--encoder-override", "patch_size=4",
-        "--batch-size", "8", "--lr", "2e-3", "--no-progress", "--device", "cpu"]
+pytestmark = pytest.mark.slow
+
 OVERRIDES = {"crop_size": 32, "patch_size": 4}
 
 
@@ -37,25 +35,12 @@ def _state(out: Path, step: int) -> dict:
     return torch.load(out / "checkpoints" / f"step_{step:07d}" / "training_state.pt", weights_only=False)
 
 
-def rewrite_recording(source: Path, dest: Path, drop: tuple[str, ...] = (), copies: dict | None = None) -> Path:
-    """Copy an MCAP recording message by message, leaving out the ``drop`` topics and writing each message of
-    topic ``copies[new]`` under ``new`` as well (same type)."""
-    copies = copies or {}
-    with open(source, "rb") as stream, EpisodeWriter(dest) as writer:
-        for schema, channel, message in make_reader(stream).iter_messages(log_time_order=True):
-            for topic in [channel.topic] + [new for new, old in copies.items() if old == channel.topic]:
-                if topic in drop:
-                    continue
-                writer.add_topic(topic, schema.name, "sensor_data" if "image" in schema.name.lower() else "reliable")
-                writer.write_cdr(topic, message.data, message.log_time)
-    return dest
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return sim_recording(tmp_path_factory, "small", episodes=4, steps=12, seed=3)
 
 
+@pytest.mark.unit
 def test_encoding_only_the_visible_tokens_of_all_tokens_is_the_encoder():
     encoder = load_encoder("tiny", seed=2, **OVERRIDES)
     pixels = encoder.preprocess(torch.rand(2, 4, 32, 32, 3))
@@ -68,7 +53,7 @@ def test_encoding_only_the_visible_tokens_of_all_tokens_is_the_encoder():
 
 def test_pretraining_loss_falls_and_the_target_encoder_works_everywhere(data, tmp_path):
     out = tmp_path / "pre"
-    jepa_in_process("pretrain", str(data), "--out", str(out), "--steps", "60", "--checkpoint-every", "30", *FAST)
+    jepa_in_process("pretrain", str(data), "--out", str(out), "--steps", "60", "--checkpoint-every", "30", *FAST_PRETRAIN_ARGS)
     rows = _rows(out)
     assert [r["step"] for r in rows] == list(range(1, 61))
     losses = np.array([r["loss"] for r in rows])
@@ -105,7 +90,7 @@ def test_pretraining_loss_falls_and_the_target_encoder_works_everywhere(data, tm
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(data, tmp_path):
-    common = [str(data), "--steps", "60", "--checkpoint-every", "20", *FAST]
+    common = [str(data), "--steps", "60", "--checkpoint-every", "20", *FAST_PRETRAIN_ARGS]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     jepa_in_process("pretrain", *common, "--out", str(reference))
 
@@ -139,7 +124,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(data, tmp_path):
 
 
 def test_two_gloo_ranks_follow_one_rank(data, tmp_path):
-    common = [str(data), "--steps", "10", "--checkpoint-every", "5", *FAST]
+    common = [str(data), "--steps", "10", "--checkpoint-every", "5", *FAST_PRETRAIN_ARGS]
     jepa_in_process("pretrain", *common, "--out", str(tmp_path / "one"))
     env = single_thread_env()
     env["GLOO_SOCKET_IFNAME"] = "lo"
@@ -192,6 +177,7 @@ def test_collapse_guard_stops_an_encoder_with_constant_features(data, tmp_path):
     assert len(rows) == 5 and all(r["feature_std"] < 1e-3 and r["effective_rank"] < 1.5 for r in rows)
 
 
+@pytest.mark.unit
 def test_collapse_numbers_and_guard():
     gen = torch.Generator().manual_seed(0)
     assert effective_rank(torch.randn(2000, 32, generator=gen)) > 25

@@ -7,8 +7,9 @@ import pytest
 
 from jepa_world_model.data.dataset import ReadOptions
 from jepa_world_model.evaluation.probe import ProbeError, Ridge, run_probe, score
-from test.world_model.test_pretrain import FAST, rewrite_recording
-from test.support.training import jepa_in_process, sim_recording
+from test.support.training import FAST_PRETRAIN_ARGS, jepa_in_process, rewrite_recording, sim_recording
+
+pytestmark = pytest.mark.slow
 
 
 def _with_object(source, dest):
@@ -23,7 +24,7 @@ def test_probe_prints_pretrained_random_and_pixel_rows(tmp_path_factory, tmp_pat
     train = sim_recording(tmp_path_factory, "small", episodes=4, steps=12, seed=3)
     held_out = sim_recording(tmp_path_factory, "probe_held_out", episodes=2, steps=12, seed=11)
     encoder = tmp_path / "encoder"
-    jepa_in_process("pretrain", str(train), "--out", str(encoder), "--steps", "30", *FAST)
+    jepa_in_process("pretrain", str(train), "--out", str(encoder), "--steps", "30", *FAST_PRETRAIN_ARGS)
     capsys.readouterr()
 
     jepa_in_process("eval-offline", str(held_out), "--probe", str(train), "--encoder", str(encoder),
@@ -63,6 +64,7 @@ def test_probe_needs_an_end_effector_pose(tmp_path_factory, tmp_path):
         run_probe("tiny", [str(train)], [str(train)], ReadOptions(), pool="max")
 
 
+@pytest.mark.unit
 def test_ridge_recovers_a_linear_map_and_picks_a_small_penalty_for_clean_data():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 12)) * rng.uniform(0.1, 10.0, size=12)

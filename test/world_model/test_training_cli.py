@@ -12,6 +12,8 @@ from jepa_common.settings import settings_fields
 from jepa_common.settings_cli import option_name
 from jepa_world_model.training.train import TrainConfig, TrainingError, add_arguments, build_predictor, config_from_args
 
+pytestmark = pytest.mark.unit
+
 REQUIRED = ["data/", "--out", "runs/x"]
 
 

@@ -22,6 +22,8 @@ from jepa_world_model.data.recording import IMAGE_TYPE, POSE_TYPE, EpisodeWriter
 from jepa_episodes.sim_recording import SimRecordingConfig, record_sim_episodes
 from test.support.training import FAST_TRAIN_ARGS, jepa_in_process, sim_recording
 
+pytestmark = pytest.mark.slow
+
 T0 = 1_700_000_000 * 10**9
 
 
@@ -168,12 +170,14 @@ def test_truncated_recording_is_read_up_to_its_last_complete_chunk(tmp_path, cap
     assert any("without footer" in r.message for r in caplog.records)
 
 
+@pytest.mark.unit
 def test_clips_follow_the_time_grid():
     stamps = np.array([0, 100, 200, 300, 400, 900, 1000, 1100, 1200], dtype=np.int64) * 1_000_000
     assert [s.tolist() for s in frame_segments(stamps)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8]]
     assert [s.tolist() for s in frame_segments(stamps, fps=5.0)] == [[0, 2, 4], [6, 8]]
 
 
+@pytest.mark.unit
 def test_actions_are_state_differences_with_relative_rotation():
     names = ("x", "y", "z", "roll", "pitch", "yaw")
     states = np.array([[0.1, 0.2, 0.3, 0.1, -0.2, 0.3], [0.15, 0.1, 0.3, 0.4, 0.1, -0.5]])

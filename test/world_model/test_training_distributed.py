@@ -4,9 +4,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from safetensors.torch import load_file
 
 from test.support.training import FAST_TRAIN_ARGS, REPO, jepa_in_process, sim_recording, single_thread_env
+
+pytestmark = pytest.mark.slow
 
 
 def _losses(out):

@@ -13,6 +13,8 @@ from jepa_world_model import ActionSpace, StateSpace, load_predictor, save_check
 from jepa_world_model.training.train import TrainConfig, build_predictor
 from test.support.training import FAST_TRAIN_ARGS, REPO, jepa_in_process, sim_recording, single_thread_env
 
+pytestmark = pytest.mark.slow
+
 STEPS = 60
 
 
@@ -51,6 +53,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path_factory, tmp_pa
     assert resumed[-1]["loss"] < 0.5 * resumed[0]["loss"]
 
 
+@pytest.mark.unit
 def test_init_from_a_checkpoint_with_other_action_dims_keeps_the_rest(tmp_path):
     source = load_predictor("tiny", action_dim=7, state_dim=7, seed=5)
     save_checkpoint(tmp_path / "source", predictor=source)

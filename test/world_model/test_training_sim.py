@@ -2,10 +2,13 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from jepa_world_model import load_encoder, load_predictor
 from test.support.training import FAST_TRAIN_ARGS, jepa_in_process, sim_recording
+
+pytestmark = pytest.mark.slow
 
 
 def test_record_train_evaluate_on_sim(tmp_path_factory, tmp_path):

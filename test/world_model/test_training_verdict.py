@@ -1,5 +1,6 @@
 """The verdict of a training run: held-out episodes, rollout error against "no motion", a WARNING when worse."""
 import numpy as np
+import pytest
 import torch
 
 from jepa_world_model import load_encoder, load_predictor
@@ -7,7 +8,10 @@ from jepa_world_model.data.dataset import ReadOptions, load_episodes
 from jepa_world_model.training.verdict import format_verdict, held_out_split, held_out_verdict
 from test.support.training import sim_recording
 
+pytestmark = pytest.mark.slow
 
+
+@pytest.mark.unit
 def test_held_out_split_is_seeded_disjoint_and_keeps_training_data():
     train, held = held_out_split(100, 0.05, seed=0)
     assert len(held) == 5 and sorted(train + held) == list(range(100)) and not set(train) & set(held)
