@@ -4,13 +4,14 @@
 #   1. record random-play episodes of the built-in MuJoCo arm (jepa_episodes.sim_recording.record_sim_episodes):
 #      1200 episodes of 20 steps, random end-effector displacements of up to 4 cm (two sets), 1.5 cm and 0.5 cm
 #      per axis, so that the model is accurate for large moves and for the fine ones near a goal;
-#   2. write the frozen encoder (the "tiny" preset, randomly initialised with seed 0, 16 px patches: 16 tokens of
-#      64 features for a 64 px image) and the predictor architecture (width 96, depth 2) as checkpoint directories;
-#   3. train the action-conditioned predictor on the encoder's features (`python -m jepa_world_model.training.train`);
-#   4. copy the result into the package and check it closed-loop (jepa eval --offline, the whole budget: --tolerance 1e-9).
+#   2. train the action-conditioned predictor (`python -m jepa_world_model.training.train`, width 96, depth 2) on
+#      the features of the frozen encoder: the "tiny" preset randomly initialised with seed 0, 16 px patches (16
+#      tokens of 64 features for a 64 px image), named by preset and overrides, not by a file. It runs in WORK_DIR
+#      with relative paths, so config.json's metadata names the data "data/large", ... and no path of this machine;
+#   3. copy the result into the package and check it closed-loop (jepa eval --offline, the whole budget: --tolerance 1e-9).
 # Usage: scripts/make_default_model.sh [WORK_DIR]          (default WORK_DIR: artifacts/sim_reach_build)
 # Environment: PYTHON (default .venv/bin/python), THREADS (torch threads, default 1: the shipped model was trained
-# with 1; other counts give a numerically different but equivalent model), SKIP_EVAL=1 skips step 4's check.
+# with 1; other counts give a numerically different but equivalent model), SKIP_EVAL=1 skips step 3's check.
 # Recorded episodes already in WORK_DIR/data are reused. About 25 min of recording and 30-40 min of training on
 # one free CPU core.
 set -euo pipefail
@@ -18,13 +19,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 WORK="$(mkdir -p "${1:-$ROOT/artifacts/sim_reach_build}" && cd "${1:-$ROOT/artifacts/sim_reach_build}" && pwd)"
-DEST="$ROOT/jepa_world_model/models/sim_reach"
+DEST="$ROOT/jepa_world_model/shipped_models/sim_reach"
 THREADS="${THREADS:-1}"
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}" OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
 cd "$ROOT"
 start=$(date +%s)
 
-echo "== 1/4 recording random-play episodes into $WORK/data"
+echo "== 1/3 recording random-play episodes into $WORK/data"
 "$PY" - "$WORK/data" <<'EOF'
 import sys
 from pathlib import Path
@@ -36,24 +37,14 @@ for name, episodes, seed, max_step in (("large", 300, 1, 0.04), ("large2", 300, 
         record_sim_episodes(out / name, episodes, steps=20, seed=seed, config=SimRecordingConfig(max_step=max_step))
 EOF
 
-echo "== 2/4 encoder and predictor architecture"
-"$PY" - "$WORK" <<'EOF'
-import sys
-from jepa_world_model import load_encoder, load_predictor, save_checkpoint
-work = sys.argv[1]
-save_checkpoint(f"{work}/encoder", encoder=load_encoder("tiny", patch_size=16, seed=0))
-save_checkpoint(f"{work}/predictor_arch", predictor=load_predictor("tiny", grid_size=(4, 4), width=96, mlp_hidden=384,
-                                                                   num_heads=4, seed=0))
-EOF
-
-echo "== 3/4 training the predictor"
+echo "== 2/3 training the predictor"
 rm -rf "$WORK/train"
-"$PY" -m jepa_world_model.training.train "$WORK/data/large" "$WORK/data/large2" "$WORK/data/small" "$WORK/data/tiny" \
-    --out "$WORK/train" --encoder "$WORK/encoder" --predictor "$WORK/predictor_arch" --steps 14000 --batch-size 32 \
-    --lr 1e-3 --start-lr 1e-4 --warmup 0.03 --decay 0.3 --clip-len 2 --rollout-steps 1 \
-    --cache-dir "$WORK/feature_cache" --device cpu --checkpoint-every 2000 --no-progress
+(cd "$WORK" && "$PY" -m jepa_world_model.training.train data/large data/large2 data/small data/tiny --out train \
+    --encoder tiny --encoder-override patch_size=16 --encoder-override seed=0 --predictor tiny --steps 14000 \
+    --batch-size 32 --lr 1e-3 --start-lr 1e-4 --warmup 0.03 --decay 0.3 --clip-len 2 --rollout-steps 1 \
+    --cache-dir feature_cache --device cpu --checkpoint-every 2000 --no-progress)
 
-echo "== 4/4 installing into $DEST"
+echo "== 3/3 installing into $DEST"
 mkdir -p "$DEST"
 cp "$WORK/train/model.safetensors" "$WORK/train/config.json" "$DEST/"
 if [ "${SKIP_EVAL:-0}" != "1" ]; then

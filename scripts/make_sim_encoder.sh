@@ -3,7 +3,8 @@
 # "pretrained_sim") with `jepa pretrain`, then probe it against a random encoder and raw pixels:
 #   1. record the push task's scripted pushes (the same 400 episodes as scripts/make_push_model.sh's "push" set,
 #      table camera, with /object_pose) plus two probe sets (fit / held out);
-#   2. pretrain the tiny ViT (64 px, 8 px patches, 4-frame clips) for 1800 steps (about 11 min on 2 shared cores);
+#   2. pretrain the tiny ViT (64 px, 8 px patches, 4-frame clips) for 1800 steps (about 11 min on 2 shared cores),
+#      in WORK_DIR with relative paths, so config.json's metadata names the data "push" and no path of this machine;
 #   3. linear probes of end-effector and object position on the held-out set, flat and mean-pooled features.
 # Usage: scripts/make_sim_encoder.sh [WORK_DIR]        (default WORK_DIR: artifacts/sim_encoder_build)
 set -euo pipefail
@@ -11,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BIN:-$ROOT/.venv/bin}"
 WORK="$(mkdir -p "${1:-$ROOT/artifacts/sim_encoder_build}" && cd "${1:-$ROOT/artifacts/sim_encoder_build}" && pwd)"
-DEST="$ROOT/jepa_world_model/models/sim_encoder"
+DEST="$ROOT/jepa_world_model/shipped_models/sim_encoder"
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}" OMP_NUM_THREADS="${THREADS:-2}"
 cd "$ROOT"
 
@@ -31,7 +32,7 @@ PY
 
 echo "== 2/3 pretraining"
 rm -rf "$WORK/run"
-"$BIN/jepa" pretrain "$WORK/push" --out "$WORK/run" --steps 1800 --checkpoint-every 300 --no-progress
+(cd "$WORK" && "$BIN/jepa" pretrain push --out run --steps 1800 --checkpoint-every 300 --no-progress)
 mkdir -p "$DEST"
 cp "$WORK/run/model.safetensors" "$WORK/run/config.json" "$DEST/"
 

@@ -5,8 +5,9 @@
 - the encoder's weights, in the same directory, for encoders of at most :data:`INCLUDE_WEIGHTS_LIMIT`
   parameters (the checkpoint's ``encoder`` part), and always ``metadata["encoder"]`` = ``{"id": model_id,
   "source": ..., "overrides": {...}}``: a reference that loads the same encoder, ``load_encoder(source,
-  **overrides)`` (``source`` a preset name, a model name, the absolute path of a file or directory, or a Hugging
-  Face id), checked against ``id`` at load. Weights present win over the reference.
+  **overrides)`` (``source`` a preset name, a shipped model's name, the absolute path of a file or directory, or
+  a Hugging Face id: :func:`encoder_reference`; a shipped model is named, never recorded by its directory),
+  checked against ``id`` at load. Weights present win over the reference.
 - ``metadata["planning_tolerance"]``: the observed energy (L1 between layer-normed features) at or below which the
   planner counts a goal as reached, calibrated by :func:`calibrate_tolerance`; how it was computed is in
   ``metadata["planning_tolerance_calibration"]``.
@@ -26,7 +27,7 @@ import numpy as np
 
 from jepa_world_model.checkpoints.files import classify_source, official_parts, read_checkpoint_config
 from jepa_world_model.errors import ConfigError
-from jepa_world_model.checkpoints.shipped import resolve_model_source
+from jepa_world_model.checkpoints.shipped import SHIPPED_MODELS, resolve_model_source
 
 #: Encoders with at most this many parameters are saved with the predictor; larger ones by reference.
 INCLUDE_WEIGHTS_LIMIT = 50_000_000
@@ -65,15 +66,36 @@ class EncoderSource:
         return encoder
 
 
-def encoder_record(encoder: Any, source: str | os.PathLike, overrides: dict) -> dict:
-    """The ``metadata["encoder"]`` reference of an encoder loaded as `load_encoder(source, **overrides)`."""
-    from jepa_world_model.checkpoints.shipped import SHIPPED_MODELS
+def shipped_name(source: str | os.PathLike) -> str | None:
+    """The shipped model name (``default``, ``push_default``, ``pretrained_sim``) of ``source`` when it is one or is
+    a shipped model's directory, else None."""
+    name = os.fspath(source)
+    if name in SHIPPED_MODELS:
+        return name
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return None
+    resolved = path.resolve()
+    return next((n for n, directory in SHIPPED_MODELS.items() if directory.resolve() == resolved), None)
+
+
+def encoder_reference(source: str | os.PathLike) -> str:
+    """How metadata names an encoder source so that it loads the same encoder anywhere: a shipped model by its
+    name (also when given as its directory), a preset or Hugging Face id as given, any other existing path
+    absolute (a user's own file or checkpoint, on the machine that trained)."""
     from jepa_world_model.presets import ENCODER_PRESETS
 
-    name, path = os.fspath(source), Path(os.fspath(source)).expanduser()
-    named = name in ENCODER_PRESETS or name in SHIPPED_MODELS
-    reference = str(path.resolve()) if path.exists() and not named else name
-    return {"id": encoder.model_id, "source": reference, "overrides": dict(overrides)}
+    name = os.fspath(source)
+    shipped = shipped_name(name)
+    if shipped is not None:
+        return shipped
+    path = Path(name).expanduser()
+    return name if name in ENCODER_PRESETS or not path.exists() else str(path.resolve())
+
+
+def encoder_record(encoder: Any, source: str | os.PathLike, overrides: dict) -> dict:
+    """The ``metadata["encoder"]`` reference of an encoder loaded as `load_encoder(source, **overrides)`."""
+    return {"id": encoder.model_id, "source": encoder_reference(source), "overrides": dict(overrides)}
 
 
 def include_weights(encoder: Any) -> bool:
