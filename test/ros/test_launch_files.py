@@ -11,6 +11,9 @@ import yaml
 from jepa_ros.launch_runner.launch_file import LaunchFileError, read_launch_file
 from jepa_common.settings import settings_fields
 
+# files and the nodes' declared parameters, no DDS
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.xml"))
 REQUIRED_ARGS = {"encoder": "default", "predictor": "default"}

@@ -6,6 +6,9 @@ from jepa_msgs.msg import Embedding, Plan
 from jepa_ros.msg_validation import (MessageValidationError, embedding_array, embedding_state, fill_embedding,
                                      fill_plan, plan_actions)
 
+# message objects only, no DDS
+pytestmark = pytest.mark.unit
+
 
 def test_embedding_roundtrip_keeps_shape_and_values():
     features = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
