@@ -27,6 +27,7 @@ from mcap.stream_reader import StreamReader
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
+from jepa_common import topics
 from jepa_world_model.actions import STATE_KINDS, action_names, pose_state, state_differences, state_names
 from jepa_world_model.config import ActionSpace, StateSpace
 from jepa_world_model.data.image_encoding import ImageEncodingError, compressed_to_rgb, image_to_rgb
@@ -36,8 +37,8 @@ LOG = logging.getLogger(__name__)
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 POSE_TYPE = "geometry_msgs/msg/PoseStamped"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
-PREFERRED_CAMERA = "/camera/image_raw"
-PREFERRED_STATE = {POSE_TYPE: "/ee_pose", JOINT_STATE_TYPE: "/joint_states"}
+PREFERRED_CAMERA = topics.CAMERA
+PREFERRED_STATE = {POSE_TYPE: topics.EE_POSE, JOINT_STATE_TYPE: topics.JOINT_STATES}
 BAG_SUFFIXES = (".mcap", ".db3")
 
 

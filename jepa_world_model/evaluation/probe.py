@@ -20,13 +20,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jepa_common import topics
 from jepa_world_model.checkpoints.files import build_module
 from jepa_world_model.data.dataset import EpisodeError, ReadOptions, load_episodes, read_episode
 from jepa_world_model.networks.encoder import Encoder, load_encoder
 from jepa_world_model.errors import WorldModelError
 
 LOG = logging.getLogger(__name__)
-OBJECT_TOPIC = "/object_pose"
+OBJECT_TOPIC = topics.OBJECT_POSE
 POOLS = ("mean", "flat")
 #: Ridge strengths tried by cross-validation (features are standardised, so these are on a common scale).
 ALPHAS = tuple(10.0 ** e for e in range(-3, 6))
