@@ -105,3 +105,9 @@ def fill_plan(msg, actions: np.ndarray, *, action_names: Sequence[str], action_u
     msg.planning_time_ms = float(planning_time_ms)
     msg.sequence = int(sequence)
     return msg
+
+
+def image_to_array(msg) -> np.ndarray:
+    """An rgb8 sensor_msgs/Image (the sim's camera) as (H, W, 3) uint8."""
+    return np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3] \
+        .reshape(msg.height, msg.width, 3).copy()

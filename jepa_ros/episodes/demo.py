@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from jepa_ros.episodes.node_driver import image_to_array
+    from jepa_ros.msg_validation import image_to_array
 
     console = Console()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from jepa_episodes.runner import OnStep, run_episode
 from jepa_episodes.tasks import GoalScene, StartScene, Task
 from jepa_episodes.tasks.reach import REACH
 from jepa_ros.launch_runner.stack import wait_until
+from jepa_ros.msg_validation import image_to_array
 from jepa_ros.ros_util import latched_qos, reliable_qos, sensor_qos
 
 SIM_NODE = "/sim_node"
@@ -38,12 +39,6 @@ PLACED_M = 0.002  # a placed object or end effector counts as there within this 
 
 class NodeExited(RuntimeError):
     """A node of the stack exited while the driver waited for it."""
-
-
-def image_to_array(msg: Image) -> np.ndarray:
-    """An rgb8 sim image as (H, W, 3) uint8."""
-    return np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3] \
-        .reshape(msg.height, msg.width, 3).copy()
 
 
 class NodeDriver:

@@ -163,7 +163,7 @@ def hostile_compressed(kind: str, now: float, rng: np.random.Generator, image=No
     one without an ``image``)."""
     from sensor_msgs.msg import CompressedImage
 
-    from jepa_ros.episodes.reach_client import image_to_array
+    from jepa_ros.msg_validation import image_to_array
     if kind == "compressed_bomb":
         data, fmt = bomb(), "png"
     elif kind == "compressed_garbage":

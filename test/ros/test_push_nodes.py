@@ -12,7 +12,8 @@ from geometry_msgs.msg import PoseStamped
 from jepa_common import frames
 from jepa_episodes.runner import run_episode
 from jepa_episodes.tasks.push import PUSH
-from jepa_ros.episodes.node_driver import NodeDriver, image_to_array
+from jepa_ros.episodes.node_driver import NodeDriver
+from jepa_ros.msg_validation import image_to_array
 from jepa_ros.launch_runner.stack import Stack, wait_until
 from jepa_ros.ros_util import reliable_qos
 from test.support.episodes import short_push
