@@ -117,7 +117,7 @@ class PlannerNode(Node):
             problem = f"malformed embedding: {exc}"
             self._mpc.inputs.refuse("malformed_embeddings", problem)
         if problem.startswith("waiting for state"):
-            self.get_logger().info(f"/jepa/embedding not used yet: {problem}", throttle_duration_sec=5.0)
+            self.get_logger().info(f"{topics.EMBEDDING} not used yet: {problem}", throttle_duration_sec=5.0)
         elif problem:
             self.get_logger().warning(f"ignoring /jepa/embedding: {problem}", throttle_duration_sec=5.0)
 

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from jepa_control.command_audit import Command, Gate, Limits, Pose, Violation, check_commands, controller_limits
+from jepa_common import topics
 from jepa_common.package_data import config_file, launch_file
 from jepa_ros.soak.chaos import Soak, memory_report
 from jepa_ros.soak.hostile import COMPRESSED_TOPIC, bomb
@@ -179,7 +180,7 @@ def compressed_spec(stack) -> object:
     base = stack.specs["perception_node"]
     params = dict(base.params, compressed="true", image_topic=COMPRESSED_TOPIC)
     return dataclasses.replace(base, name=COMPRESSED_NODE, param_files=[], params=params,
-                               remaps=[("/jepa/embedding", "/soak/compressed_embedding")])
+                               remaps=[(topics.EMBEDDING, "/soak/compressed_embedding")])
 
 
 def wait_for_stack(stack, client, timeout: float = 180.0) -> None:
