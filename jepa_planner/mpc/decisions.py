@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from jepa_common.outcomes import END_REACHED
 from jepa_planner.cem import PlanResult
 from jepa_planner.mpc.inputs import Observation
 
@@ -28,7 +29,7 @@ class ReachOutcome:
     @property
     def success(self) -> bool:
         """Every goal reached."""
-        return self.reason == "reached"
+        return self.reason == END_REACHED
 
 
 PLAN, HOLD, WAIT, INVALID, FINISHED = "plan", "hold", "wait", "invalid", "finished"

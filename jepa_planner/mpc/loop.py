@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from jepa_common.outcomes import END_BUDGET, END_CANCELED, END_DEADLINE, END_REACHED, END_STALE
 from jepa_planner.cem import CEMPlanner, PlanResult, shift_warm_start
 from jepa_planner.energy import l1_energy
 from jepa_planner.goals import GoalSequence
@@ -130,7 +131,7 @@ class MPCLoop:
         self.planner.reset()
         return sequence
 
-    def end(self, reason: str = "canceled") -> None:
+    def end(self, reason: str = END_CANCELED) -> None:
         """Ask the running ReachGoal to end; the next `step` reports it with `reason`."""
         if self._reach is not None and not self._reach.end_reason:
             self._reach.end_reason = reason
@@ -164,13 +165,13 @@ class MPCLoop:
         if reach.end_reason:
             return self._finish(reach.end_reason)
         if wall > reach.deadline:
-            return self._finish("deadline", f"{reach.steps} steps in {wall - reach.started:.1f} s, more than "
+            return self._finish(END_DEADLINE, f"{reach.steps} steps in {wall - reach.started:.1f} s, more than "
                                             f"{reach.deadline - reach.started:.1f} s")
         reach.note_input(observation, now_ns, wall, self.settings.embedding_timeout, self.inputs.max_future_ns)
         obs, problem = self._usable(observation, now_ns, wall)
         if obs is None:
             if wall - reach.last_input > self.settings.stale_abort_after:
-                return self._finish("stale input", problem)
+                return self._finish(END_STALE, problem)
             return Decision(WAIT, waiting_status(problem))
         sequence = reach.sequence
         energy = self.energy(obs, sequence.current)
@@ -178,9 +179,9 @@ class MPCLoop:
             reach.stepped, reach.energy = False, energy
             status = sequence.update(energy)
             if status == "done":
-                return self._finish("reached")
+                return self._finish(END_REACHED)
             if status == "failed":
-                return self._finish("budget exhausted", sequence.failure_reason)
+                return self._finish(END_BUDGET, sequence.failure_reason)
             if status == "advanced":
                 energy = self.energy(obs, sequence.current)
         reach.energy = energy

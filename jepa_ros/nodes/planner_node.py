@@ -35,6 +35,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from jepa_common import topics
+from jepa_common.outcomes import END_CANCELED
 from jepa_planner.mpc import (FINISHED, HOLD, INVALID, PLAN, WAIT, Decision, InvalidGoalError, MPCLoop, Observation,
                               PlannerModels, PlannerSettings, PlannerSetupError, ReachOutcome)
 from jepa_ros.msg_validation import MessageValidationError, embedding_array, embedding_state, fill_embedding, fill_plan
@@ -233,12 +234,12 @@ class PlannerNode(Node):
             while True:
                 with self._lock:
                     if handle.is_cancel_requested:
-                        self._mpc.end("canceled")
+                        self._mpc.end(END_CANCELED)
                     elif not self.context.ok():
                         self._mpc.end("planner shutting down")
                     decision = self._mpc.step(self._mpc.inputs.latest, self._now_ns(), time.monotonic())
                     if decision.kind == PLAN and handle.is_cancel_requested:
-                        self._mpc.end("canceled")   # canceled while planning: that plan never goes out
+                        self._mpc.end(END_CANCELED)   # canceled while planning: that plan never goes out
                     else:
                         self._apply(decision, handle)
                 if decision.kind == FINISHED:
@@ -251,7 +252,7 @@ class PlannerNode(Node):
     def _end(self, handle: ServerGoalHandle, outcome: ReachOutcome) -> ReachGoal.Result:
         if outcome.success:
             handle.succeed()
-        elif outcome.reason == "canceled" and handle.is_cancel_requested:
+        elif outcome.reason == END_CANCELED and handle.is_cancel_requested:
             handle.canceled()
         else:
             handle.abort()
