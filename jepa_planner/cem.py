@@ -43,8 +43,8 @@ class DynamicsModel(Protocol):
 class CEMConfig:
     """Planner settings. `low`/`high` are the per-axis action box and define the action dim A. The defaults are
     the shipped planner's (`jepa_planner.mpc.PlannerSettings` takes its CEM defaults from here): 64 samples x up
-    to 3 iterations, 6 elites, horizon 1, momentum 0.1, tuned on the shipped sim model with `python -m
-    jepa_episodes.offline_reach`. The published setting (800 x 10, top 10, momentum 0.15) is `PAPER` in
+    to 3 iterations, 6 elites, horizon 1, momentum 0.1, tuned on the shipped sim model offline (`jepa eval
+    --offline`). The published setting (800 x 10, top 10, momentum 0.15) is `PAPER` in
     `jepa_planner.reference`.
 
     Momentum blends new = (1-m)*elite_statistic + m*old for mean and std. `init_std` None means half the box
