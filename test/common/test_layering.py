@@ -9,6 +9,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 #: Each package and the packages of ours it may import: a layer imports only layers below it.
 ALLOWED: dict[str, set[str]] = {
@@ -135,6 +137,9 @@ print(json.dumps({"modules": sorted(sys.modules), "failed": failed}))
 """
 
 
+# imports every module of the libraries (torch, MuJoCo, transformers, ...) in a fresh interpreter: seconds, more on
+# a busy machine; test_no_library_source_imports_ros_even_inside_functions checks the same rule statically
+@pytest.mark.slow
 def test_the_libraries_load_no_ros_module():
     """Import every module of the libraries in a fresh interpreter; no ROS module may be loaded."""
     out = subprocess.run([sys.executable, "-c", _IMPORT_ALL % (LIBRARIES,)], cwd=ROOT, capture_output=True,
