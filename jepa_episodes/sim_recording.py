@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_common import frames
+from jepa_common import frames, topics
 from jepa_sim.arm_sim import ArmSim
 from jepa_sim.push import ScriptedPusher, sample_push_task, start_episode
-from jepa_world_model.data.recording import (CAMERA_TOPIC, EE_POSE_TOPIC, IMAGE_TYPE, JOINT_STATE_TYPE,
-                                             JOINT_STATES_TOPIC, OBJECT_POSE_TOPIC, POSE_TYPE, TWIST_TOPIC,
-                                             TWIST_TYPE, EpisodeWriter, RecordingError, make_message)
+from jepa_world_model.data.recording import (IMAGE_TYPE, JOINT_STATE_TYPE, POSE_TYPE, TWIST_TYPE, EpisodeWriter,
+                                             RecordingError, make_message)
 
 LOG = logging.getLogger(__name__)
 
@@ -101,24 +100,24 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
             path = out_dir / f"episode_{episode:04d}.mcap"
             t0 = config.start_time_ns + episode * 3600 * 1_000_000_000
             with EpisodeWriter(path, chunk_size=config.chunk_size) as writer:
-                writer.add_topic(CAMERA_TOPIC, IMAGE_TYPE, "sensor_data")
-                writer.add_topic(EE_POSE_TOPIC, POSE_TYPE)
-                writer.add_topic(JOINT_STATES_TOPIC, JOINT_STATE_TYPE)
-                writer.add_topic(TWIST_TOPIC, TWIST_TYPE)
+                writer.add_topic(topics.CAMERA, IMAGE_TYPE, "sensor_data")
+                writer.add_topic(topics.EE_POSE, POSE_TYPE)
+                writer.add_topic(topics.JOINT_STATES, JOINT_STATE_TYPE)
+                writer.add_topic(topics.SERVO_TWIST, TWIST_TYPE)
                 if push:
-                    writer.add_topic(OBJECT_POSE_TOPIC, POSE_TYPE)
+                    writer.add_topic(topics.OBJECT_POSE, POSE_TYPE)
                 for k in range(steps + 1):
                     stamp = t0 + k * period_ns
                     position, quat_wxyz = sim.ee_pose()
-                    writer.write(CAMERA_TOPIC, make_message(IMAGE_TYPE, stamp, frames.SIM_CAMERA_OPTICAL,
+                    writer.write(topics.CAMERA, make_message(IMAGE_TYPE, stamp, frames.SIM_CAMERA_OPTICAL,
                                                             rgb=sim.render()), stamp)
-                    writer.write(EE_POSE_TOPIC, make_message(POSE_TYPE, stamp, frames.BASE, position=position,
+                    writer.write(topics.EE_POSE, make_message(POSE_TYPE, stamp, frames.BASE, position=position,
                                                              orientation=np.roll(quat_wxyz, -1)), stamp)
-                    writer.write(JOINT_STATES_TOPIC, make_message(JOINT_STATE_TYPE, stamp, names=sim.joint_names,
+                    writer.write(topics.JOINT_STATES, make_message(JOINT_STATE_TYPE, stamp, names=sim.joint_names,
                                                                   positions=sim.joint_positions()), stamp)
                     if push:
                         object_position, object_quat = sim.object_pose()
-                        writer.write(OBJECT_POSE_TOPIC, make_message(POSE_TYPE, stamp, frames.BASE,
+                        writer.write(topics.OBJECT_POSE, make_message(POSE_TYPE, stamp, frames.BASE,
                                                                      position=object_position,
                                                                      orientation=np.roll(object_quat, -1)), stamp)
                     if k == steps:
@@ -127,7 +126,7 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
                         delta = pusher.action(position, sim.object_position()[:2])
                     else:
                         delta = _random_delta(rng, position, low, high, config.step(episode))
-                    writer.write(TWIST_TOPIC, make_message(TWIST_TYPE, stamp, frames.BASE,
+                    writer.write(topics.SERVO_TWIST, make_message(TWIST_TYPE, stamp, frames.BASE,
                                                            linear=delta / config.control_period), stamp)
                     sim.move_ee_by(delta)
             paths.append(path)

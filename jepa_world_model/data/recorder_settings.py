@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from jepa_common import topics
 from jepa_common.settings import setting
-from jepa_world_model.data.recording import (CAMERA_TOPIC, COMPRESSIONS, EE_POSE_TOPIC, JOINT_STATES_TOPIC,
-                                             PLAN_TOPIC, TWIST_TOPIC)
+from jepa_world_model.data.recording import COMPRESSIONS
 
-DEFAULT_TOPICS = (EE_POSE_TOPIC, JOINT_STATES_TOPIC, TWIST_TOPIC, PLAN_TOPIC)
+DEFAULT_TOPICS = (topics.EE_POSE, topics.JOINT_STATES, topics.SERVO_TWIST, topics.PLAN)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,7 +16,7 @@ class RecorderSettings:
 
     output_dir: str = setting("recordings", "directory of the episode files (numbering continues after the files "
                               "already there)", read_only=True)
-    camera_topic: str = setting(CAMERA_TOPIC, "image topic (sensor_msgs/Image or CompressedImage, sensor-data QoS)",
+    camera_topic: str = setting(topics.CAMERA, "image topic (sensor_msgs/Image or CompressedImage, sensor-data QoS)",
                                 read_only=True)
     topics: tuple = setting(DEFAULT_TOPICS, "state and command topics, recorded as soon as they appear",
                             read_only=True, item_type=str)

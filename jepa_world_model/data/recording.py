@@ -29,7 +29,6 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 from mcap.writer import CompressionType
-
 from mcap.writer import Writer as McapWriter
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
@@ -44,13 +43,7 @@ PRIMITIVE_TYPES = frozenset({"bool", "byte", "char", "float32", "float64", "int8
 DELIMITER = "=" * 80
 COMPRESSIONS = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "none": CompressionType.NONE}
 
-# The default topics of a recording (their names are `jepa_common.topics`') and their message types.
-CAMERA_TOPIC = topics.CAMERA
-EE_POSE_TOPIC = topics.EE_POSE
-OBJECT_POSE_TOPIC = topics.OBJECT_POSE
-JOINT_STATES_TOPIC = topics.JOINT_STATES
-TWIST_TOPIC = topics.SERVO_TWIST
-PLAN_TOPIC = topics.PLAN
+# The message types of a recording's default topics (`jepa_common.topics`).
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 POSE_TYPE = "geometry_msgs/msg/PoseStamped"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
@@ -335,10 +328,10 @@ def write_episode_arrays(path: str | Path, frames: Sequence[np.ndarray], positio
         raise RecordingError(f"frames ({len(frames)}), positions ({len(positions)}) and stamps "
                              f"({len(stamps_ns)}) must have the same length")
     with EpisodeWriter(path, chunk_size=chunk_size) as writer:
-        writer.add_topic(CAMERA_TOPIC, IMAGE_TYPE, "sensor_data")
-        writer.add_topic(EE_POSE_TOPIC, POSE_TYPE)
+        writer.add_topic(topics.CAMERA, IMAGE_TYPE, "sensor_data")
+        writer.add_topic(topics.EE_POSE, POSE_TYPE)
         for rgb, position, stamp in zip(frames, positions, stamps_ns):
-            writer.write(CAMERA_TOPIC, make_message(IMAGE_TYPE, int(stamp), rgb=rgb), int(stamp))
-            writer.write(EE_POSE_TOPIC, make_message(POSE_TYPE, int(stamp), jepa_common.frames.BASE,
+            writer.write(topics.CAMERA, make_message(IMAGE_TYPE, int(stamp), rgb=rgb), int(stamp))
+            writer.write(topics.EE_POSE, make_message(POSE_TYPE, int(stamp), jepa_common.frames.BASE,
                                                        position=position), int(stamp))
     return Path(path)

@@ -14,6 +14,8 @@ from jepa_planner.held_actions import HeldActions
 from jepa_planner.reference import reference_cem
 from jepa_ros.cli import main as jepa_main
 
+pytestmark = pytest.mark.slow  # real sim problems and trained models: several seconds each on a loaded machine
+
 
 def test_default_planner_on_the_tiny_predictor_beats_holding_still():
     model = build_model(ModelSize("tiny", "tiny"), "cpu")

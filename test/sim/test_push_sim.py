@@ -149,7 +149,6 @@ def test_push_recordings_hold_the_puck_pose_and_train_on_the_end_effector_state(
     from mcap.reader import make_reader
 
     from jepa_world_model.data.dataset import read_episode
-    from jepa_world_model.data.recording import OBJECT_POSE_TOPIC
     from jepa_episodes.sim_recording import SimRecordingConfig, record_sim_episodes
 
     config = SimRecordingConfig(task="push", max_step=0.02)
@@ -157,9 +156,9 @@ def test_push_recordings_hold_the_puck_pose_and_train_on_the_end_effector_state(
     again = record_sim_episodes(tmp_path / "again", episodes=1, steps=12, seed=4, config=config)[0]
     with open(path, "rb") as f:
         summary = make_reader(f).get_summary()
-    topics = {c.id: c.topic for c in summary.channels.values()}
-    counts = {topics[k]: v for k, v in summary.statistics.channel_message_counts.items()}
-    assert counts[OBJECT_POSE_TOPIC] == counts[topics.CAMERA] == 13
+    channel_topics = {c.id: c.topic for c in summary.channels.values()}
+    counts = {channel_topics[k]: v for k, v in summary.statistics.channel_message_counts.items()}
+    assert counts[topics.OBJECT_POSE] == counts[topics.CAMERA] == 13
     episode = read_episode(path)
     assert episode.state_topic == topics.EE_POSE and len(episode) == 13
     assert episode.frames.shape[1:] == (64, 64, 3)
