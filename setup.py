@@ -11,7 +11,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[f"{name}{suffix}" for name in LIBRARIES + (PACKAGE,) for suffix in ("", ".*")]),
-    package_data={"jepa_sim": ["*.xml"], "jepa_world_model": ["shipped_models/*/*"]},
+    package_data={"jepa_sim": ["*.xml"], "jepa_world_model": ["shipped_models/*/*", "shipped_models/*/decoder/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("jepa_ros.nodes.recorder_node", "record camera, state and commands to MCAP"),
     "pretrain": ("jepa_world_model.training.pretrain", "V-JEPA self-supervised pretraining of the encoder on recordings"),
     "train": ("jepa_world_model.training.train", "train the action-conditioned predictor on recordings"),
+    "train-decoder": ("jepa_world_model.training.decoder", "train the picture decoder (features -> RGB, for looking at predictions)"),
     "eval-offline": ("jepa_world_model.evaluation.offline_eval", "held-out rollout error and energy landscape"),
     "model-info": ("jepa_world_model.checkpoints.model_info", "what a checkpoint holds, plus one timed forward pass"),
     "params": ("jepa_ros.params", "every node parameter with its default, unit, range and meaning"),
