@@ -7,6 +7,14 @@ features at every step). An energy landscape shows the planning energy (L1 betwe
 the true next frame as goal) over a grid of candidate actions around the true one, on a 2-D slice of two
 action dimensions; a useful model has its minimum near the true action. ``--probe TRAIN...`` runs the linear
 probe of the encoder instead (:mod:`jepa_world_model.evaluation.probe`).
+
+Pictures (when the model has a picture decoder, `jepa train-decoder`; ``--decoder`` names another): per horizon
+step, the PSNR (dB, per frame, peak 255) of the decoded prediction against the frame that actually followed (the
+encoder's crop of it), next to "no motion" (the current frame's features decoded), "mean frame" (the pixel mean of
+every frame of the evaluated episodes) and "reconstruction" (the true next frame's features decoded: what the
+decoder can show at best). ``--pictures DIR`` also writes one PNG strip per sampled clip
+(:func:`jepa_world_model.evaluation.pictures.strip`): the decoded current frame and imagined next frames above,
+the real frames and the episode's last frame below.
 """
 from __future__ import annotations
 
@@ -14,13 +22,14 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from jepa_world_model.actions import state_differences
 from jepa_world_model.checkpoints.files import init_weights, read_checkpoint_config
-from jepa_world_model.data.dataset import ReadOptions, load_episodes, make_clips
+from jepa_world_model.data.dataset import Clips, Episode, ReadOptions, load_episodes, make_clips
 from jepa_world_model.networks.encoder import load_encoder
 from jepa_world_model.errors import WorldModelError
 from jepa_world_model.data.feature_cache import FeatureCache
@@ -28,7 +37,10 @@ from jepa_world_model.networks.features import l1_energy
 from jepa_world_model.checkpoints.shipped import resolve_model_source
 from jepa_world_model.networks.predictor import ACPredictor
 from jepa_world_model.checkpoints.predictor_loading import load_predictor
+from jepa_world_model.checkpoints.decoder_loading import check_decoder, find_decoder
+from jepa_world_model.evaluation.pictures import save_png, strip
 from jepa_world_model.evaluation.probe import add_probe_arguments, probe_main
+from jepa_world_model.networks.decoder import FeatureDecoder, encoder_crop, psnr
 
 LOG = logging.getLogger(__name__)
 
@@ -75,15 +87,63 @@ def _clip_tensors(features, episodes, clips, index: np.ndarray):
             torch.from_numpy(np.stack(actions)).float())
 
 
-def rollout_errors(predictor: ACPredictor, feats: torch.Tensor, states: torch.Tensor, actions: torch.Tensor,
-                   batch_size: int = 64) -> np.ndarray:
-    """Per-clip, per-step L1 (clips, H) of rollouts from frame 0 against frames 1..H."""
+@torch.inference_mode()
+def rollouts(predictor: ACPredictor, feats: torch.Tensor, states: torch.Tensor, actions: torch.Tensor,
+             batch_size: int = 64) -> torch.Tensor:
+    """Predicted features (clips, H, N, D) of rollouts from frame 0 of each clip with its recorded actions."""
     out = []
     for start in range(0, len(feats), batch_size):
         f, s, a = (t[start:start + batch_size] for t in (feats, states, actions))
-        pred = predictor.rollout(f[:, :1], s[:, :1], a).float()
-        out.append((pred - f[:, 1:]).abs().mean(dim=(2, 3)).numpy())
-    return np.concatenate(out)
+        out.append(predictor.rollout(f[:, :1], s[:, :1], a).float())
+    return torch.cat(out)
+
+
+def rollout_errors(predictor: ACPredictor, feats: torch.Tensor, states: torch.Tensor, actions: torch.Tensor,
+                   batch_size: int = 64) -> np.ndarray:
+    """Per-clip, per-step L1 (clips, H) of rollouts from frame 0 against frames 1..H."""
+    pred = rollouts(predictor, feats, states, actions, batch_size)
+    return (pred - feats[:, 1:]).abs().mean(dim=(2, 3)).numpy()
+
+
+def decode_all(decoder: FeatureDecoder, features: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Pictures (..., H, W, 3) uint8 of features (..., N, D), decoded in batches."""
+    flat = features.reshape(-1, *features.shape[-2:])
+    pictures = np.concatenate([decoder.decode_images(flat[i:i + batch_size]) for i in range(0, len(flat), batch_size)])
+    return pictures.reshape(*features.shape[:-2], *pictures.shape[1:])
+
+
+def picture_errors(decoder: FeatureDecoder, predicted: torch.Tensor, feats: torch.Tensor, frames: np.ndarray,
+                   mean_frame: np.ndarray) -> tuple[dict, np.ndarray]:
+    """PSNR per horizon step of the decoded predictions ``predicted`` (C, H, N, D) against the real frames
+    ``frames`` (C, 1+H, h, w, 3) (crops), with the baselines (see the module docstring); also returns the decoded
+    current frames and predictions (C, 1+H, h, w, 3)."""
+    decoded = decode_all(decoder, torch.cat([feats[:, :1], predicted], dim=1))
+    truth = decode_all(decoder, feats[:, 1:])
+    future = frames[:, 1:]
+    per_step = lambda pictures: [float(psnr(pictures[:, h], future[:, h]).mean())  # noqa: E731
+                                 for h in range(future.shape[1])]
+    table = {"predicted": per_step(decoded[:, 1:]),
+             "no_motion": per_step(np.repeat(decoded[:, :1], future.shape[1], axis=1)),
+             "mean_frame": per_step(np.broadcast_to(mean_frame, future.shape)),
+             "reconstruction": per_step(truth)}
+    return table, decoded
+
+
+def write_strips(directory: Path, decoded: np.ndarray, frames: np.ndarray, episodes: Sequence[Episode],
+                 clips: Clips, index: np.ndarray, crop: Callable[[np.ndarray], np.ndarray], count: int) -> list[str]:
+    """One PNG strip for each of ``count`` clips spread over the evaluated ones: the decoded current frame and
+    imagined frames above, the real frames and the episode's last frame below. Returns the file names."""
+    horizon = decoded.shape[1] - 1
+    names = []
+    for k in np.linspace(0, len(index) - 1, min(count, len(index))).astype(int):
+        e, first = int(clips.episode[index[k]]), int(clips.frames[index[k]][0])
+        rows = [list(decoded[k]) + [None], list(frames[k]) + [crop(episodes[e].frames[-1:])[0]]]
+        picture = strip(rows, ["imagined", "actual"],
+                        ["now"] + [f"t+{h}" for h in range(1, horizon + 1)] + ["episode end"])
+        name = f"{len(names):02d}_{Path(episodes[e].source).stem}_t{first:03d}.png"
+        save_png(picture, directory / name)
+        names.append(name)
+    return names
 
 
 def energy_landscape(predictor: ACPredictor, feats: torch.Tensor, states: torch.Tensor, actions: torch.Tensor,
@@ -141,10 +201,18 @@ def plot_landscape(landscape: dict, path: Path, title: str) -> None:
 
 def evaluate(checkpoint: str | Path, data: list[str], horizon: int = 3, fps: float | None = None,
              encoder_source: str | None = None, cache_dir: str | None = None, options: ReadOptions | None = None,
-             max_clips: int = 512, seed: int = 0, landscape_size: int = 21, landscape_clips: int = 8) -> dict:
+             max_clips: int = 512, seed: int = 0, landscape_size: int = 21, landscape_clips: int = 8,
+             decoder_source: str | None = None, pictures_dir: str | Path | None = None, pictures: int = 6) -> dict:
     """Held-out rollout errors (trained / untrained / no motion) per horizon step and energy landscapes
-    (the first clip's in full, the distance of the minimum to the true action for ``landscape_clips`` clips)."""
+    (the first clip's in full, the distance of the minimum to the true action for ``landscape_clips`` clips);
+    with a picture decoder (``decoder_source``, else the model's own) the decoded pictures' PSNR, and with
+    ``pictures_dir`` ``pictures`` PNG strips written there."""
     encoder, predictor = load_models(checkpoint, encoder_source)
+    decoder = find_decoder(decoder_source or checkpoint)
+    if decoder is None and (decoder_source is not None or pictures_dir is not None):
+        raise EvalError(f"{decoder_source or checkpoint} has no picture decoder; make one with `jepa train-decoder`")
+    if decoder is not None:
+        check_decoder(decoder, encoder)
     if fps is None:  # evaluate at the training rate unless told otherwise
         metadata = read_checkpoint_config(resolve_model_source(checkpoint)).get("metadata", {})
         fps = metadata.get("training", {}).get("fps")
@@ -164,9 +232,23 @@ def evaluate(checkpoint: str | Path, data: list[str], horizon: int = 3, fps: flo
     if len(index) > max_clips:
         index = np.sort(np.random.default_rng(seed).choice(index, max_clips, replace=False))
     feats, states, actions = _clip_tensors(features, episodes, clips, index)
-    trained = rollout_errors(predictor, feats, states, actions)
+    predicted = rollouts(predictor, feats, states, actions)
+    trained = (predicted - feats[:, 1:]).abs().mean(dim=(2, 3)).numpy()
     untrained = rollout_errors(untrained_like(predictor, seed), feats, states, actions)
     no_motion = (feats[:, 1:] - feats[:, :1]).abs().mean(dim=(2, 3)).numpy()
+    pictures_result = None
+    if decoder is not None:
+        crop = lambda images: encoder_crop(images, encoder.config)  # noqa: E731
+        frames = np.stack([crop(episodes[int(clips.episode[i])].frames[clips.frames[i]]) for i in index])
+        mean_frame = np.concatenate([crop(e.frames) for e in episodes]).mean(axis=0).round().astype(np.uint8)
+        table, decoded = picture_errors(decoder, predicted, feats, frames, mean_frame)
+        pictures_result = {"psnr_db": table, "mean_psnr_db": {k: float(np.mean(v)) for k, v in table.items()},
+                           "decoder": str(decoder_source or checkpoint),
+                           "decoder_verdict": decoder.metadata.get("verdict", {}),
+                           "mean_frame": "pixel mean of every frame of the evaluated episodes", "strips": []}
+        if pictures_dir is not None:
+            pictures_result["strips"] = write_strips(Path(pictures_dir), decoded, frames, episodes, clips, index,
+                                                     crop, pictures)
     landscapes = [energy_landscape(predictor, feats[i], states[i], actions[i], size=landscape_size)
                   for i in np.linspace(0, len(feats) - 1, min(landscape_clips, len(feats))).astype(int)] \
         if predictor.action_space.dim >= 2 else []
@@ -182,6 +264,7 @@ def evaluate(checkpoint: str | Path, data: list[str], horizon: int = 3, fps: flo
         "energy_landscape": landscapes[0] if landscapes else None,
         "landscape_argmin_error": [lnd["argmin_error"] for lnd in landscapes],
         "landscape_span": [lnd["span"] for lnd in landscapes],
+        "pictures": pictures_result,
     }
 
 
@@ -212,6 +295,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="topic of the state messages (default: by type, /ee_pose or /joint_states preferred)")
     parser.add_argument("--json", default=None, help="write the results here (default: print only)")
     parser.add_argument("--plot", default=None, help="write the energy landscape (PNG) here (default: no plot)")
+    parser.add_argument("--decoder", default=None,
+                        help="picture decoder: a decoder directory or a model that has one (default: the model's "
+                             "own, when it has one)")
+    parser.add_argument("--pictures", default=None, metavar="DIR",
+                        help="write PNG strips of imagined against actual frames here (needs a decoder; default: none)")
+    parser.add_argument("--picture-count", type=int, default=6,
+                        help="clips drawn as strips with --pictures (default: %(default)s)")
     add_probe_arguments(parser)
 
 
@@ -230,6 +320,20 @@ def format_summary(result: dict) -> str:
                      f"(grid half-width {float(np.mean(spans)):.4f}, {len(errors)} clips)")
     else:
         lines.append("energy landscape: n/a (needs at least 2 action dims)")
+    pictures = result.get("pictures")
+    if pictures is None:
+        lines.append("pictures: n/a (no picture decoder; make one with `jepa train-decoder`)")
+        return "\n".join(lines)
+    table, means = pictures["psnr_db"], pictures["mean_psnr_db"]
+    lines.append("decoded pictures, PSNR dB against the frame that followed (higher is better)")
+    lines.append("step  predicted  no-motion  mean-frame  reconstruction")
+    row = "{:4}  {:9.2f}  {:9.2f}  {:10.2f}  {:14.2f}"
+    for h in range(result["horizon"]):
+        lines.append(row.format(h + 1, *(table[k][h] for k in ("predicted", "no_motion", "mean_frame",
+                                                               "reconstruction"))))
+    lines.append(row.format("mean", *(means[k] for k in ("predicted", "no_motion", "mean_frame", "reconstruction"))))
+    if pictures["strips"]:
+        lines.append(f"{len(pictures['strips'])} picture strips written")
     return "\n".join(lines)
 
 
@@ -242,7 +346,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         result = evaluate(args.checkpoint, args.data, horizon=args.horizon, fps=args.fps,
                           encoder_source=args.encoder, cache_dir=args.cache_dir, options=options,
-                          max_clips=args.max_clips, seed=args.seed, landscape_clips=args.landscape_clips)
+                          max_clips=args.max_clips, seed=args.seed, landscape_clips=args.landscape_clips,
+                          decoder_source=args.decoder, pictures_dir=args.pictures, pictures=args.picture_count)
     except (EvalError, WorldModelError, FileNotFoundError) as exc:
         LOG.error("%s", exc)
         return 2

@@ -67,7 +67,7 @@ class DecoderTrainConfig:
     model: str | None = setting(None, "decode the features of this model's encoder (a shipped name such as "
                                 "push_default or a checkpoint made by `jepa train`); instead of --encoder")
     steps: int = setting(3000, "optimizer steps", low=1, high=10_000_000)
-    batch_size: int = setting(64, "frames per global batch, split across ranks", low=1, high=65536)
+    batch_size: int = setting(32, "frames per global batch, split across ranks", low=1, high=65536)
     lr: float = setting(2e-3, "peak learning rate", low=0.0, high=1.0)
     warmup: float = setting(0.05, "warm-up fraction of the steps (then cosine decay to zero)", low=0.0, high=1.0)
     weight_decay: float = setting(0.01, "AdamW weight decay (none on biases)", low=0.0, high=10.0)
