@@ -18,6 +18,11 @@ PREDICTION = "/jepa/prediction"
 PREDICT_SERVICE = "/jepa/predict"
 REACH_GOAL_ACTION = "/jepa/reach_goal"
 ESTOP = "/jepa/estop"
+# What the planner expects (visualisation): the chosen plan's decoded predicted frames as one picture strip, and
+# its planned end-effector path as nav_msgs/Path and visualization_msgs/MarkerArray.
+PREDICTION_IMAGE = "/jepa/prediction_image"
+PLANNED_PATH = "/jepa/planned_path"
+PLANNED_PATH_MARKERS = "/jepa/planned_path_markers"
 
 # Actuator outputs: MoveIt Servo's twist input and a ros2_control joint trajectory controller.
 SERVO_NODE = "/servo_node"

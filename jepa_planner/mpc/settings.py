@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from jepa_common import frames
 from jepa_common.settings import setting
 from jepa_planner.action_space import ActionSpaceError
 from jepa_planner.cem import ENERGY_MODES, CEMConfig, CEMConfigError
@@ -91,6 +92,17 @@ class PlannerSettings:
                                        f"{FALLBACK_TOLERANCE:g}", low=0.0, high=1e9)
     max_step_time: float = setting(2.0, "a ReachGoal ends with 'deadline' after its summed step budgets times "
                                    "this much wall time", unit="s", low=0.01, high=3600.0)
+    visualisation: bool = setting(True, "publish what the chosen plan expects: its decoded predicted frames "
+                                  "(/jepa/prediction_image) and its end-effector path (/jepa/planned_path, "
+                                  "/jepa/planned_path_markers), made in a worker thread off the planning thread; "
+                                  "false = no visualisation work at all")
+    visualisation_rate: float = setting(2.0, "at most this many plans shown per second (the newest plan is "
+                                        "shown; plans in between are skipped)", unit="Hz", low=0.01, high=100.0)
+    decoder: str = setting("", "feature decoder of the prediction pictures: empty = the predictor's own, else a "
+                           "shipped model name or directory; none = no pictures (the path is still published)",
+                           read_only=True)
+    frame_id: str = setting(frames.BASE, "frame of the states (the arm's base frame, as /ee_pose): the planned "
+                            "path's frame")
 
 
 def parse_fixed_dims(text: str, names: Sequence[str]) -> dict[int, float]:
