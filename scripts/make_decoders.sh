@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Rebuild the picture decoders shipped with the sim models, jepa_world_model/shipped_models/{sim_reach,sim_push}/decoder/
-# (find_decoder("default") / find_decoder("push_default")), with the project's own pipeline, offline:
+# Rebuild the picture decoders shipped with the sim models,
+# jepa_world_model/shipped_models/{sim_reach,sim_push}/decoder/ (find_decoder("default"), find_decoder("push_default")),
+# with the project's own pipeline, offline:
 #   1. record sim episodes with `jepa record --sim`, both tasks at the same time: reach (random play, the reach
 #      model's step mix) and push (the noisy scripted pusher, table camera), EPISODES training episodes of each on
 #      one seed and HELD_OUT episodes on another seed for the measurement;
@@ -25,7 +26,8 @@ EPISODES="${EPISODES:-240}"
 HELD_OUT="${HELD_OUT:-24}"
 STEPS="${STEPS:-3000}"
 HORIZON="${HORIZON:-8}"
-export MUJOCO_GL="${MUJOCO_GL:-osmesa}" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export MUJOCO_GL="${MUJOCO_GL:-osmesa}" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 JEPA=("$PY" -m jepa_ros.cli)
 cd "$WORK"
 start=$(date +%s)
@@ -67,4 +69,4 @@ for pair in default:sim_reach:reach push_default:sim_push:push; do
             --cache-dir feature_cache --pictures "pictures_$task" --json "eval_$task.json"
     fi
 done
-echo "done in $(( $(date +%s) - start )) s: $(du -sh "$MODELS/sim_reach/decoder" "$MODELS/sim_push/decoder" | tr '\n' ' ')"
+echo "done in $(( $(date +%s) - start )) s:" $(du -sh "$MODELS/sim_reach/decoder" "$MODELS/sim_push/decoder")

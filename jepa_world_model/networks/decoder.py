@@ -141,7 +141,8 @@ def encoder_crop(frames: np.ndarray, config: EncoderConfig, batch_size: int = 25
     3) uint8 (the decoder's training target)."""
     out = []
     for start in range(0, len(frames), batch_size):
-        clip = to_unit_float(to_channels_first_clip(torch.from_numpy(np.ascontiguousarray(frames[start:start + batch_size]))))
+        batch = torch.from_numpy(np.ascontiguousarray(frames[start:start + batch_size]))
+        clip = to_unit_float(to_channels_first_clip(batch))
         crop = resize_and_crop(clip.flatten(0, 1), config)
         out.append((crop.permute(0, 2, 3, 1) * 255.0).round().clamp(0, 255).to(torch.uint8).numpy())
     return np.concatenate(out) if out else np.zeros((0, config.crop_size, config.crop_size, 3), np.uint8)

@@ -33,7 +33,8 @@ def decoder(encoder):
 
 def test_config_follows_the_encoder_and_round_trips(encoder, decoder):
     config = decoder.config
-    assert (config.embed_dim, config.grid, config.image_size, config.patch_size, config.frames) == (64, (4, 4), 64, 16, 1)
+    sizes = (config.embed_dim, config.grid, config.image_size, config.patch_size, config.frames)
+    assert sizes == (64, (4, 4), 64, 16, 1)
     assert config.num_tokens == encoder.num_tokens() == 16
     assert config.encoder_id == encoder.model_id == decoder.encoder_id
     assert DecoderConfig.from_dict(config.to_dict()) == config
@@ -121,7 +122,7 @@ def test_strip_lays_out_labelled_rows(tmp_path):
     picture = strip([[red, red, red], [red, None]], ["imagined", "actual"], ["now", "t+1", "end"], scale=3)
     assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
     assert picture.shape[1] > 3 * 24 and picture.shape[0] > 2 * 24
-    assert (picture.reshape(-1, 3) == (255, 0, 0)).all(axis=1).sum() == 4 * 24 * 24   # four cells, the missing one blank
+    assert (picture.reshape(-1, 3) == (255, 0, 0)).all(axis=1).sum() == 4 * 24 * 24   # 4 cells, 1 blank
     assert save_png(picture, tmp_path / "a" / "strip.png").stat().st_size > 0
     with pytest.raises(ValueError, match="uint8"):
         strip([[red.astype(np.float32)]])
