@@ -1,8 +1,15 @@
-"""Starts the nodes of a launch file as separate OS processes (the no-ROS-install stand-in for ros2 launch)."""
+"""Starts the nodes of a launch file as separate OS processes (the no-ROS-install stand-in for ros2 launch).
+
+Rules: our nodes run from the console scripts next to this interpreter (a missing one is an error: `make
+setup`); a node of another package runs from `<prefix>/lib/<package>/<exec>` of an AMENT_PREFIX_PATH prefix (as
+`ros2 run` finds it), else from PATH. A viewer (`VIEWERS`: rviz2) that is not installed is left out with one
+clear line on stderr and the stack goes on without it; any other missing executable is an error when it starts.
+"""
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,11 +18,14 @@ from pathlib import Path
 from typing import Callable
 
 from jepa_common.package_data import launch_file
+from jepa_ros.launch_runner.substitutions import PACKAGE
 from jepa_ros.launch_runner.launch_file import LaunchFileError, NodeSpec, read_launch_file
 
 SIM_LAUNCH = launch_file("sim.launch.xml")
 #: What a node logs when it cannot start (`jepa_ros.ros_util.run_node`), before its reason.
 CANNOT_START = "cannot start: "
+#: Packages whose nodes only show the stack (no node needs them): left out when not installed.
+VIEWERS = frozenset({"rviz2"})
 
 
 def isolate_ros_graph() -> str:
@@ -30,12 +40,24 @@ def isolate_ros_graph() -> str:
     return os.environ["ROS_DOMAIN_ID"]
 
 
-def executable_path(name: str) -> str:
-    """The console script of a node executable, next to this interpreter (a venv's bin/)."""
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise FileNotFoundError(f"executable {name!r} not found next to {sys.executable}; run `make setup`")
-    return str(path)
+def executable_path(name: str, package: str = PACKAGE) -> str:
+    """A node executable: our console scripts next to this interpreter (a venv's bin/), another package's in
+    `<prefix>/lib/<package>/` of AMENT_PREFIX_PATH or on PATH; FileNotFoundError says where it was looked for."""
+    if package == PACKAGE:
+        path = Path(sys.executable).parent / name
+        if not path.exists():
+            raise FileNotFoundError(f"executable {name!r} not found next to {sys.executable}; run `make setup`")
+        return str(path)
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    for prefix in prefixes:
+        path = Path(prefix) / "lib" / package / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"executable {name!r} of package {package!r} not found in the AMENT_PREFIX_PATH "
+                                f"prefixes {prefixes or '(none set)'} nor on PATH")
+    return found
 
 
 class Stack:
@@ -53,6 +75,16 @@ class Stack:
             raise LaunchFileError(f"{launch_file}: several nodes are named {shared}; Stack needs unique names "
                                   f"(logs and stop() go by name)")
         self.specs = {spec.name: spec for spec in specs}
+        self.left_out: dict[str, str] = {}   # viewer node -> why it is not started
+        for spec in specs:
+            if spec.package in VIEWERS:
+                try:
+                    executable_path(spec.executable, spec.package)
+                except FileNotFoundError as exc:
+                    self.left_out[spec.name] = str(exc)
+                    del self.specs[spec.name]
+                    print(f"{spec.executable} is not installed: going on without it ({exc}; with a ROS 2 "
+                          f"install, use ros2 launch)", file=sys.stderr, flush=True)
         for node, params in (extra_params or {}).items():
             self.specs[node].params.update({k: str(v) for k, v in params.items()})
         self.log_dir = Path(log_dir or Path("artifacts") / "logs")
@@ -60,7 +92,7 @@ class Stack:
 
     def command(self, spec: NodeSpec) -> list[str]:
         """The full command line of a node."""
-        return [executable_path(spec.executable), *spec.arguments, *spec.ros_args()]
+        return [executable_path(spec.executable, spec.package), *spec.arguments, *spec.ros_args()]
 
     def start(self, name: str | None = None) -> None:
         """Start one node (or all of them when name is None)."""

@@ -19,7 +19,7 @@ LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.xml"))
 REQUIRED_ARGS = {"encoder": "default", "predictor": "default"}
 # Tags and attributes of the ROS 2 XML launch format that our files may use.
 ALLOWED = {"launch": set(), "arg": {"name", "default", "description"},
-           "node": {"pkg", "exec", "name", "output", "args", "namespace"},
+           "node": {"pkg", "exec", "name", "output", "args", "namespace", "if"},
            "param": {"name", "value", "from"}, "remap": {"from", "to"}}
 
 

@@ -1,14 +1,20 @@
 """The launch-file reader follows ROS 2 launch for namespaces, conditions, $(env)/$(eval), `args` splitting and
 empty values, and refuses what it does not support with an error naming the attribute. Command lines are checked
-by handing them to rcl itself (a node created with them as its arguments)."""
+by handing them to rcl itself (a node created with them as its arguments). The runner leaves out a viewer
+(rviz2, `rviz:=true`) that is not installed, saying so, and starts one from its ament prefix when it is; the RViz
+config and the Foxglove layout show the planner's topics."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import rclpy
+import yaml
 
+from jepa_common import frames, package_data, topics
 from jepa_ros.launch_runner.launch_file import LaunchFileError, read_launch_file
+from jepa_ros.launch_runner.stack import Stack, wait_until
 
 
 def launch_file(tmp_path: Path, body: str, name: str = "test.launch.xml") -> Path:
@@ -213,3 +219,56 @@ def test_scoped_group_arguments_do_not_leak_and_given_arguments_are_seen_everywh
     assert read(tmp_path, body, {"inner": "7"})[0].params == {"x": "7"}
     with pytest.raises(LaunchFileError, match=r"unknown launch arguments \['typo'\]"):
         read(tmp_path, body, {"typo": "1"})
+
+
+# ---------------------------------------------------------------------------------------------------- viewers
+@pytest.mark.parametrize("name", ["sim.launch.xml", "sim_push.launch.xml"])
+def test_rviz_true_adds_rviz2_with_the_packaged_config_and_is_off_by_default(name):
+    path = package_data.launch_file(name)
+    assert "rviz2" not in [n.name for n in read_launch_file(path)]
+    (rviz,) = [n for n in read_launch_file(path, {"rviz": "true"}) if n.package == "rviz2"]
+    assert rviz.executable == "rviz2" and rviz.arguments == ["-d", str(package_data.config_file("jepa.rviz"))]
+    assert Path(rviz.arguments[1]).is_file()
+
+
+def test_the_runner_goes_on_without_rviz2_when_it_is_not_installed_and_says_so(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("AMENT_PREFIX_PATH", "")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    stack = Stack(package_data.launch_file("sim.launch.xml"), {"rviz": "true"}, log_dir=tmp_path / "logs")
+    assert "rviz2" not in stack.specs and "rviz2" in stack.left_out
+    assert set(stack.specs) == {"sim_node", "perception_node", "planner_node", "controller_node"}
+    assert "rviz2 is not installed: going on without it" in capsys.readouterr().err
+    assert all(Path(stack.command(spec)[0]).is_file() for spec in stack.specs.values())
+
+
+def test_the_runner_starts_an_installed_rviz2_from_its_ament_prefix(monkeypatch, capsys, tmp_path):
+    executable = tmp_path / "lib" / "rviz2" / "rviz2"
+    executable.parent.mkdir(parents=True)
+    executable.write_text("#!/bin/sh\necho \"rviz2 $*\"\n")
+    executable.chmod(0o755)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    stack = Stack(package_data.launch_file("sim.launch.xml"), {"rviz": "true"}, log_dir=tmp_path / "logs")
+    assert not stack.left_out and capsys.readouterr().err == ""
+    command = stack.command(stack.specs["rviz2"])
+    assert command[:3] == [str(executable), "-d", str(package_data.config_file("jepa.rviz"))]
+    stack.start("rviz2")
+    assert wait_until(lambda: not stack.alive("rviz2"), 10.0)
+    assert stack.log_tail("rviz2").startswith(f"rviz2 -d {package_data.config_file('jepa.rviz')}")
+
+
+@pytest.mark.unit
+def test_the_rviz_config_and_foxglove_layout_show_the_planners_topics_in_the_base_frame():
+    rviz = yaml.safe_load(package_data.config_file("jepa.rviz").read_text())["Visualization Manager"]
+    assert rviz["Global Options"]["Fixed Frame"] == frames.BASE
+    shown = {d["Class"].split("/")[-1]: d["Topic"]["Value"] for d in rviz["Displays"] if "Topic" in d
+             and d["Topic"]["Value"].startswith("/jepa/")}
+    assert shown == {"Image": topics.PREDICTION_IMAGE, "Path": topics.PLANNED_PATH,
+                     "MarkerArray": topics.PLANNED_PATH_MARKERS}
+    layout = json.loads(package_data.config_file("foxglove_layout.json").read_text())
+    panels = layout["configById"]
+    assert panels["Image!prediction"]["imageMode"]["imageTopic"] == topics.PREDICTION_IMAGE
+    assert set(panels["3D!path"]["topics"]) == {topics.PLANNED_PATH, topics.PLANNED_PATH_MARKERS}
+    assert panels["3D!path"]["followTf"] == frames.BASE
+    assert panels["Plot!energies"]["paths"][0]["value"] == f"{topics.PLAN}.energy"
+    placed = json.dumps(layout["layout"])
+    assert all(f'"{panel}"' in placed for panel in panels)
