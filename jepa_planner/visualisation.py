@@ -66,10 +66,10 @@ def render_strip(decoder: Any, current: np.ndarray | torch.Tensor, predictions: 
 
 def load_decoder(choice: str, predictor: str, encoder: Any) -> tuple[Any | None, str]:
     """(decoder, "") for the planner's `decoder` setting ("" = the predictor's own) that reads `encoder`'s
-    features, else (None, why there is none). `choice` "none" turns pictures off; a decoder that cannot be found,
-    read or used with `encoder` is reported, not raised."""
+    features, else (None, why there is none). `choice` "none" turns pictures off: (None, ""); a decoder that cannot
+    be found, read or used with `encoder` is reported, not raised."""
     if choice.strip().lower() == NO_DECODER:
-        return None, f"decoder is {NO_DECODER!r}"
+        return None, ""
     from jepa_world_model.checkpoints.decoder_loading import check_decoder, find_decoder
     from jepa_world_model.errors import WorldModelError
 

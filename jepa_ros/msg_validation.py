@@ -111,3 +111,18 @@ def image_to_array(msg) -> np.ndarray:
     """An rgb8 sensor_msgs/Image (the sim's camera) as (H, W, 3) uint8."""
     return np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3] \
         .reshape(msg.height, msg.width, 3).copy()
+
+
+def fill_image(msg, rgb: np.ndarray, *, header=None):
+    """Fill an rgb8 sensor_msgs/Image from an (H, W, 3) uint8 array (the inverse of `image_to_array`)."""
+    rgb = np.ascontiguousarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise MessageValidationError("Image.data", f"needs an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = rgb.tobytes()
+    return msg

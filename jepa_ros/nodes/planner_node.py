@@ -8,6 +8,14 @@ Inputs: /jepa/embedding (jepa_msgs/Embedding with the paired state, from the per
 Outputs: /jepa/plan (jepa_msgs/Plan) and /jepa/prediction (jepa_msgs/Prediction, the chosen plan's predicted
 embeddings), both stamped with the camera stamp of the embedding they were planned from. Service: /jepa/predict
 (jepa_msgs/Predict). Diagnostics on /diagnostics as "jepa_ros: planner_node".
+Visualisation (parameter `visualisation`, at most `visualisation_rate` plans a second, the newest one): the plan's
+decoded predicted frames between the current frame and the goal as one picture (/jepa/prediction_image,
+sensor_msgs/Image rgb8, the plan's header) and its end-effector path (/jepa/planned_path, nav_msgs/Path, and
+/jepa/planned_path_markers, visualization_msgs/MarkerArray, in `frame_id`, the plan's stamp). They are made by a
+worker thread fed by a latest-only slot (`jepa_planner.visualisation`), never on the planning thread; with
+`visualisation` false no visualisation work is done. Without a decoder only the path is published. QoS: reliable,
+depth 1: a reliable publisher matches reliable (RViz's default) and best-effort subscribers alike, and only the
+newest plan is worth delivering.
 
 Every planning decision (which input is usable, goals, budgets, staleness, hold plans, valid results) is made by
 the ROS-free `jepa_planner.mpc.MPCLoop`, whose docstring lists the rules; its settings (`PlannerSettings`) are this
@@ -23,9 +31,12 @@ import threading
 import time
 
 import numpy as np
+import torch
+from geometry_msgs.msg import Point, PoseStamped
 from jepa_msgs.action import ReachGoal
 from jepa_msgs.msg import Embedding, Plan, Prediction
 from jepa_msgs.srv import Predict
+from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
@@ -33,12 +44,17 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
 
 from jepa_common import topics
 from jepa_common.outcomes import END_CANCELED
 from jepa_planner.mpc import (FINISHED, HOLD, INVALID, PLAN, WAIT, Decision, InvalidGoalError, MPCLoop, Observation,
                               PlannerModels, PlannerSettings, PlannerSetupError, ReachOutcome)
-from jepa_ros.msg_validation import MessageValidationError, embedding_array, embedding_state, fill_embedding, fill_plan
+from jepa_planner.visualisation import (LatestWorker, PlanView, load_decoder, planned_states, poses,
+                                        position_problem, render_strip)
+from jepa_ros.msg_validation import (MessageValidationError, embedding_array, embedding_state, fill_embedding,
+                                     fill_image, fill_plan)
 from jepa_ros.ros_util import ERROR, OK, WARN, Diagnostics, declare_settings, reliable_qos, run_node
 from jepa_world_model.data.image_encoding import image_to_rgb
 from jepa_common.settings import SettingsError, make_settings, settings_fields
@@ -46,6 +62,10 @@ from jepa_common.settings import SettingsError, make_settings, settings_fields
 SETTINGS = PlannerSettings
 EXECUTOR_THREADS = 6
 _FIELDS = tuple(f.name for f in settings_fields(PlannerSettings))
+#: Marker sizes (m) and colours (r, g, b, a) of the planned path.
+LINE_WIDTH, SPHERE, END_SPHERE, LABEL_HEIGHT = 0.004, 0.012, 0.025, 0.02
+PATH_COLOUR, PREDICTED_COLOUR, CURRENT_COLOUR, END_COLOUR = (0.1, 0.8, 0.2, 1.0), (0.2, 0.4, 1.0, 0.9), \
+    (1.0, 1.0, 1.0, 1.0), (1.0, 0.55, 0.0, 1.0)
 
 
 def stamp_ns(stamp) -> int:
@@ -70,11 +90,18 @@ class PlannerNode(Node):
         self._lock = threading.Lock()   # the MPC loop and the models: one user at a time
         self._busy = False              # a ReachGoal was accepted and has not ended
         self._sequence = 0
+        self._goal_views: list[tuple[torch.Tensor, np.ndarray | None]] = []   # (features, image) of each goal
+        self._decoder, self._images_off = self._load_decoder(settings, models)
+        self._path_off = position_problem(models.state_names)
+        self._worker: LatestWorker[PlanView] = LatestWorker(self._show, self._show_failed, "planner-visualisation")
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         group = ReentrantCallbackGroup()
         self._plan_pub = self.create_publisher(Plan, topics.PLAN, reliable_qos(5))
         self._prediction_pub = self.create_publisher(Prediction, topics.PREDICTION, reliable_qos(5))
+        self._image_pub = self.create_publisher(Image, topics.PREDICTION_IMAGE, reliable_qos(1))
+        self._path_pub = self.create_publisher(Path, topics.PLANNED_PATH, reliable_qos(1))
+        self._markers_pub = self.create_publisher(MarkerArray, topics.PLANNED_PATH_MARKERS, reliable_qos(1))
         self.create_subscription(Embedding, topics.EMBEDDING, self._on_embedding, reliable_qos(5),
                                  callback_group=group)
         self.create_subscription(Image, topics.GOAL_IMAGE, self._on_goal_image, reliable_qos(1), callback_group=group)
@@ -94,6 +121,18 @@ class PlannerNode(Node):
             f"(model_id {models.model_id}) on {models.device} (device {settings.device!r}); actions "
             f"{list(space.names)}, horizon {settings.horizon}, mode {settings.mode}, goal tolerance "
             f"{self._mpc.tolerance:g}")
+        if self._images_off:
+            self.get_logger().warning(f"visualisation: {self._images_off}")
+        if self._path_off:
+            self.get_logger().warning(f"visualisation: no planned path: {self._path_off}")
+
+    def _load_decoder(self, settings: PlannerSettings, models: PlannerModels) -> tuple[object | None, str]:
+        """(decoder on the models' device, "") or (None, why the prediction pictures are off; "" when the
+        `decoder` setting turned them off)."""
+        decoder, problem = load_decoder(settings.decoder, settings.predictor, models.encoder)
+        if decoder is None:
+            return None, problem and f"no prediction images: {problem}"
+        return decoder.to(models.device), ""
 
     # ---------------------------------------------------------------------------------------------- helpers
     def _now_ns(self) -> int:
@@ -101,14 +140,25 @@ class PlannerNode(Node):
 
     def _report(self, level, message: str) -> None:
         values = self._mpc.status_values(self._now_ns())
-        self._diagnostics.set(level, message, plans=self._sequence, model_id=self._mpc.models.model_id, **values)
+        self._diagnostics.set(level, message, plans=self._sequence, model_id=self._mpc.models.model_id,
+                              visualisation=self._visualisation_status(), **values)
+
+    def _visualisation_status(self) -> str:
+        if not self._mpc.settings.visualisation:
+            return "off"
+        problems = "; ".join(filter(None, (self._images_off, self._path_off)))
+        if problems:
+            return f"WARNING: {problems}"
+        return "on" if self._decoder is not None else "on, path only (decoder none)"
 
     def _goal_features(self, msg: Embedding, field: str):
         """Goal features of an Embedding message (tensor on the device); ValueError says what is wrong."""
         return self._mpc.goal_tensor(embedding_array(msg, field), model_id=msg.model_id, field=field)
 
-    def _goal_image(self, msg: Image):
-        return self._mpc.models.encode_image(image_to_rgb(msg))
+    def _goal_image(self, msg: Image) -> tuple[torch.Tensor, np.ndarray]:
+        """(features, the image as received) of a goal image message; ValueError on a bad image."""
+        rgb = image_to_rgb(msg)
+        return self._mpc.models.encode_image(rgb), rgb
 
     # ----------------------------------------------------------------------------------------------- inputs
     def _on_embedding(self, msg: Embedding) -> None:
@@ -123,9 +173,12 @@ class PlannerNode(Node):
             self.get_logger().warning(f"ignoring /jepa/embedding: {problem}", throttle_duration_sec=5.0)
 
     def _set_topic_goal(self, make_goal, source: str) -> None:
+        """Track the goal `make_goal()` gives as (features, image or None)."""
         with self._lock:
             try:
-                self._mpc.set_topic_goal(make_goal())
+                features, image = make_goal()
+                self._mpc.set_topic_goal(features)
+                self._goal_views = [(features, image)]
             except (ValueError, RuntimeError) as exc:   # InvalidGoalError, bad images or messages
                 self._mpc.refuse_goal(f"invalid goal on {source}: {exc}")
                 self.get_logger().warning(f"ignoring goal on {source}: {exc}")
@@ -136,7 +189,7 @@ class PlannerNode(Node):
         self._set_topic_goal(lambda: self._goal_image(msg), topics.GOAL_IMAGE)
 
     def _on_goal_embedding(self, msg: Embedding) -> None:
-        self._set_topic_goal(lambda: self._goal_features(msg, "goal_embedding"), topics.GOAL_EMBEDDING)
+        self._set_topic_goal(lambda: (self._goal_features(msg, "goal_embedding"), None), topics.GOAL_EMBEDDING)
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """Run-time changes go through the MPC loop's checks; a CEM change rebuilds its planner."""
@@ -191,6 +244,36 @@ class PlannerNode(Node):
         self._plan_pub.publish(plan)
         self._prediction_pub.publish(Prediction(header=header, sequence=self._sequence, energies=energies,
                                                 steps=steps))
+        settings = self._mpc.settings
+        if settings.visualisation and decision.goal_index < len(self._goal_views):
+            goal_features, goal_image = self._goal_views[decision.goal_index]
+            obs = decision.observation
+            # a hold plan is rolled out one control step per action; a searched plan as CEM scored it
+            hold_steps = settings.lookahead_steps if decision.kind == PLAN else 1
+            self._worker.offer(PlanView(header, obs.features, obs.state, result.actions, result.predictions,
+                                        result.step_energies, goal_features, goal_image, decision.goal_index,
+                                        hold_steps), 1.0 / settings.visualisation_rate)
+
+    # --------------------------------------------------------------------------------------- visualisation
+    def _show(self, view: PlanView) -> None:
+        """Publish the path and the picture strip of one plan (the visualisation worker's thread)."""
+        settings, models = self._mpc.settings, self._mpc.models
+        if not settings.visualisation:
+            return
+        if not self._path_off:
+            states = planned_states(models.predictor.config, view.state, view.actions.float().cpu(), view.hold_steps)
+            positions, quaternions = poses(states, models.state_names)
+            header = Header(stamp=view.header.stamp, frame_id=settings.frame_id)
+            energy = float(view.energies[-1])
+            self._path_pub.publish(path_message(header, positions, quaternions))
+            self._markers_pub.publish(path_markers(header, positions, f"goal {view.goal_index}: energy {energy:.3g}"))
+        if self._decoder is not None:
+            strip = render_strip(self._decoder, view.current, view.predictions, view.goal_features, view.goal_image,
+                                 models.crop)
+            self._image_pub.publish(fill_image(Image(), strip, header=view.header))
+
+    def _show_failed(self, exc: Exception) -> None:
+        self.get_logger().error(f"visualisation failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------------------------------------ action
     def _on_goal_request(self, _request: ReachGoal.Goal) -> GoalResponse:
@@ -201,8 +284,9 @@ class PlannerNode(Node):
             self._busy = True
         return GoalResponse.ACCEPT
 
-    def _request_goals(self, request: ReachGoal.Goal) -> list:
-        """The request's goal features in order; ValueError says what is wrong."""
+    def _request_goals(self, request: ReachGoal.Goal) -> list[tuple[torch.Tensor, np.ndarray | None]]:
+        """The request's goals in order as (features, the image as received or None); ValueError says what is
+        wrong."""
         if bool(request.goal_images) == bool(request.goal_embeddings):
             raise InvalidGoalError("give goal_images or goal_embeddings (one of them, not both)")
         goals = []
@@ -211,7 +295,7 @@ class PlannerNode(Node):
                 goals.append(self._goal_image(image))
             except ValueError as exc:
                 raise InvalidGoalError(f"goal_images[{i}]: {exc}") from exc
-        return goals + [self._goal_features(msg, f"goal_embeddings[{i}]")
+        return goals + [(self._goal_features(msg, f"goal_embeddings[{i}]"), None)
                         for i, msg in enumerate(request.goal_embeddings)]
 
     def _execute(self, handle: ServerGoalHandle) -> ReachGoal.Result:
@@ -220,9 +304,12 @@ class PlannerNode(Node):
             request = handle.request
             with self._lock:
                 try:
+                    goals = self._request_goals(request)
                     sequence = self._mpc.begin_reach(
-                        self._request_goals(request), time.monotonic(), budgets=list(request.step_budgets) or None,
+                        [features for features, _ in goals], time.monotonic(),
+                        budgets=list(request.step_budgets) or None,
                         tolerance=request.tolerance if request.tolerance > 0 else None)
+                    self._goal_views = goals
                 except (ValueError, RuntimeError) as exc:   # InvalidGoalError, bad images or messages
                     self._mpc.refuse_goal(f"invalid ReachGoal: {exc}")
                     self.get_logger().warning(f"ReachGoal aborted: invalid goal: {exc}")
@@ -288,7 +375,51 @@ class PlannerNode(Node):
         server = getattr(self, "_action_server", None)  # absent when the constructor failed before making it
         if server is not None:
             server.destroy()
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.close()
         super().destroy_node()
+
+
+def colour(rgba: tuple[float, float, float, float]) -> ColorRGBA:
+    """std_msgs/ColorRGBA of (r, g, b, a) in [0, 1]."""
+    r, g, b, a = rgba
+    return ColorRGBA(r=r, g=g, b=b, a=a)
+
+
+def path_message(header: Header, positions: np.ndarray, quaternions: np.ndarray) -> Path:
+    """nav_msgs/Path of poses (K, 3) + quaternions (K, 4) as x, y, z, w, every pose with `header`."""
+    path = Path(header=header)
+    for (px, py, pz), (qx, qy, qz, qw) in zip(positions.tolist(), quaternions.tolist()):
+        pose = PoseStamped(header=header)
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = px, py, pz
+        pose.pose.orientation.x, pose.pose.orientation.y = qx, qy
+        pose.pose.orientation.z, pose.pose.orientation.w = qz, qw
+        path.poses.append(pose)
+    return path
+
+
+def path_markers(header: Header, positions: np.ndarray, label: str) -> MarkerArray:
+    """The planned path as markers (fixed namespaces and ids, so each plan replaces the last): a line strip
+    through every position, spheres at the current and the predicted positions, the plan's end (where it expects
+    the goal) and a label above it."""
+    points = [Point(x=x, y=y, z=z) for x, y, z in positions.tolist()]
+
+    def marker(ns: str, kind: int, size: float, rgba, at: list[Point]) -> Marker:
+        m = Marker(header=header, ns=ns, id=0, type=kind, action=Marker.ADD, color=colour(rgba), points=at)
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = m.scale.z = size
+        return m
+
+    end = marker("plan_end", Marker.SPHERE, END_SPHERE, END_COLOUR, [])
+    end.pose.position = points[-1]
+    text = marker("plan_label", Marker.TEXT_VIEW_FACING, LABEL_HEIGHT, CURRENT_COLOUR, [])
+    text.pose.position = Point(x=points[-1].x, y=points[-1].y, z=points[-1].z + 2 * END_SPHERE)
+    text.text = label
+    line = marker("planned_path", Marker.LINE_STRIP, LINE_WIDTH, PATH_COLOUR, points)
+    return MarkerArray(markers=[line, marker("current", Marker.SPHERE_LIST, SPHERE, CURRENT_COLOUR, points[:1]),
+                                marker("predicted", Marker.SPHERE_LIST, SPHERE, PREDICTED_COLOUR, points[1:]),
+                                end, text])
 
 
 def main(args: list[str] | None = None) -> int:
