@@ -1,21 +1,39 @@
 """`jepa demo` (what `make demo` runs): the whole stack plays a few episodes of a task on the built-in simulation.
 
 Rules: the episodes are `jepa eval`'s (the same task definitions, runner, node driver and JSON schema); the demo
-only adds step-by-step printing and a picture. Writes `artifacts/demo/summary.json` and `artifacts/demo/demo.png`
-(per episode: start frame, goal image(s), final frame, energy and task-distance curves).
+only adds step-by-step printing and pictures. Writes `artifacts/demo/summary.json`, `artifacts/demo/demo.png`
+(per episode: start frame, goal image(s), final frame, energy and task-distance curves) and, per episode with a
+plan, `artifacts/demo/steps_episode_<index>.png` (`jepa_episodes.pictures`: per plan the camera frame it was made
+from | the imagined next frames | the frame the next plan was made from | its goal); summary.json's
+``extra.pictures`` names them. The imagined frames are the planner's /jepa/prediction features of each plan's
+first steps, decoded in this process by the picture decoder of the model the stack runs (--predictor, else the
+task's shipped model); without one (or one of another encoder) that is said in one line and the step pictures have
+no imagined column.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from jepa_common import topics
+from jepa_episodes.pictures import PlannedStep, step_picture
 from jepa_episodes.record import EpisodeRecord, summary_line
 from jepa_episodes.runner import summarise
 from jepa_episodes.tasks import Task, get_task
 from jepa_ros.episodes.evaluation import StackError, add_stack_arguments, run_on_nodes, stack_arguments
+from jepa_ros.msg_validation import MessageValidationError, embedding_array, image_to_array
+
+#: imagined next frames per row of a step picture (at most: a plan predicts `horizon` steps)
+IMAGINED = 2
+#: camera frames kept to find the one a plan was made from (5 s at the sim's 10 Hz)
+KEPT_FRAMES = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +43,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stack_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("artifacts") / "demo",
                         help="output folder (default: %(default)s)")
+
+
+class PlanWatcher:
+    """Extra subscriptions on the node driver's node: for each plan (/jepa/prediction) the camera frame it was
+    made from (matched by stamp) and the predicted features of its first :data:`IMAGINED` steps, kept until
+    :meth:`take`n. Its callbacks run on the driver's executor thread."""
+
+    def __init__(self, node: Any) -> None:
+        from jepa_msgs.msg import Prediction
+        from sensor_msgs.msg import Image
+
+        from jepa_ros.ros_util import reliable_qos, sensor_qos
+
+        self._lock = threading.Lock()
+        self._frames: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self._seen: list[tuple[np.ndarray | None, np.ndarray, str]] = []
+        node.create_subscription(Image, topics.CAMERA, self._on_image, sensor_qos())
+        node.create_subscription(Prediction, topics.PREDICTION, self._on_prediction, reliable_qos(20))
+
+    def _on_image(self, msg: Any) -> None:
+        self._frames[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        while len(self._frames) > KEPT_FRAMES:
+            self._frames.popitem(last=False)
+
+    def _on_prediction(self, msg: Any) -> None:
+        frame = self._frames.get((msg.header.stamp.sec, msg.header.stamp.nanosec))
+        try:
+            predicted = np.stack([embedding_array(step) for step in msg.steps[:IMAGINED]])
+        except (MessageValidationError, ValueError):
+            return
+        with self._lock:
+            self._seen.append((None if frame is None else image_to_array(frame), predicted, msg.steps[0].model_id))
+
+    def take(self) -> list[tuple[np.ndarray | None, np.ndarray, str]]:
+        """(frame planned from or None, predicted features (K, N, D), encoder id) of each plan since the last
+        call, in order."""
+        with self._lock:
+            seen, self._seen = self._seen, []
+        return seen
+
+
+def picture_decoder(source: str) -> tuple[Any | None, str]:
+    """(the picture decoder of model ``source``, "") or (None, the one line that says why there is none)."""
+    from jepa_world_model.checkpoints.decoder_loading import find_decoder
+    from jepa_world_model.errors import WorldModelError
+
+    try:
+        decoder = find_decoder(source)
+    except (WorldModelError, OSError, RuntimeError) as exc:
+        return None, f"cannot read the picture decoder of {source!r} ({exc}): step pictures without imagined frames"
+    if decoder is None:
+        return None, (f"no picture decoder for {source!r} (`jepa train-decoder` makes one): step pictures without "
+                      f"imagined frames")
+    return decoder, ""
+
+
+def planned_steps(seen: list[tuple[np.ndarray | None, np.ndarray, str]], record: EpisodeRecord,
+                  goals: list[np.ndarray]) -> list[PlannedStep]:
+    """The episode's plans with the goal image each aimed at: the runner's ``record.goal_index`` per plan, in order
+    (one feedback per published plan)."""
+    indices = record.goal_index or [0]
+    aimed = [goals[indices[min(i, len(indices) - 1)]] if goals else None for i in range(len(seen))]
+    return [PlannedStep(frame, predicted, goal) for (frame, predicted, _model), goal in zip(seen, aimed)]
 
 
 def save_picture(path: Path, task: Task, episodes: list[dict]) -> None:
@@ -56,12 +137,24 @@ def save_picture(path: Path, task: Task, episodes: list[dict]) -> None:
     plt.close(fig)
 
 
+def save_step_pictures(out: Path, pictures: list[dict], decoder: Any | None) -> list[str]:
+    """``steps_episode_<index>.png`` in ``out`` for each finished episode with a plan; returns the file names."""
+    from jepa_world_model.evaluation.pictures import save_png
+
+    names = []
+    for episode in pictures:
+        record: EpisodeRecord = episode["record"]
+        if episode["steps"]:
+            name = f"steps_episode_{record.index}.png"
+            save_png(step_picture(episode["steps"], episode["final"], IMAGINED, decoder), out / name)
+            names.append(name)
+    return names
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the demo: `jepa eval`'s episodes through the nodes, printed step by step, plus the picture."""
+    """Run the demo: `jepa eval`'s episodes through the nodes, printed step by step, plus the pictures."""
     from rich.console import Console
     from rich.markup import escape
-
-    from jepa_ros.msg_validation import image_to_array
 
     console = Console()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -69,12 +162,20 @@ def main(args: argparse.Namespace) -> int:
     count = task.goal_count(args.goal_images)
     budgets, tolerances = task.budgets(args.budget, count), task.tolerances(0.0, count)
     episodes = task.sample(args.goals, args.seed)
+    decoder_source = args.predictor or task.model
+    decoder, no_decoder = picture_decoder(decoder_source)
     console.print(f"[bold]jepa demo[/]: {args.goals} {task.name} episodes, {count} goal image(s), "
                   f"{'+'.join(map(str, budgets))} steps; starting nodes ...")
+    if no_decoder:
+        console.print(escape(no_decoder), highlight=False)
     pictures: list[dict] = []
+    watchers: list[PlanWatcher] = []
 
     def before(index: int, episode: Any, driver: Any) -> None:
         console.print(f"[bold]{task.name} {index + 1}/{len(episodes)}[/]: {task.describe(episode)}")
+        if not watchers:
+            watchers.append(PlanWatcher(driver.node))
+        watchers[0].take()   # nothing planned before this episode belongs to it
         pictures.append({"start": driver.camera_image()})
 
     def on_step(record: EpisodeRecord) -> None:
@@ -85,8 +186,11 @@ def main(args: argparse.Namespace) -> int:
         style = "green" if record.success else "red"
         console.print(f"  [{style}]{record.outcome}[/]: final distance {100 * record.final_distance:.1f} cm "
                       f"after {record.steps} steps ({record.reason})")
-        pictures[record.index].update(record=record, goals=[image_to_array(g) for g in driver.last_goal_images],
-                                      final=driver.camera_image())
+        goals = [image_to_array(g) for g in driver.last_goal_images]
+        seen = watchers[0].take()
+        pictures[record.index].update(record=record, goals=goals, final=driver.camera_image(),
+                                      models={model for _frame, _predicted, model in seen},
+                                      steps=planned_steps(seen, record, goals))
 
     started = time.monotonic()
     try:
@@ -95,12 +199,23 @@ def main(args: argparse.Namespace) -> int:
     except StackError as exc:
         console.print(f"[bold red]jepa demo[/]: {escape(str(exc))}", highlight=False)
         return 2
-    summary = summarise(task, "nodes", args.seed, args.goals, count, records, demo=True,
-                        wall_s=round(time.monotonic() - started, 1)).to_dict()
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    wall_s = round(time.monotonic() - started, 1)
     finished = [p for p in pictures if "record" in p]
+    models = set().union(*(p["models"] for p in finished))
+    if decoder is not None and models - {decoder.config.encoder_id}:
+        console.print(f"the picture decoder of {decoder_source!r} reads encoder {decoder.config.encoder_id}, the "
+                      f"stack ran {', '.join(sorted(models))}: step pictures without imagined frames",
+                      highlight=False)
+        decoder = None
     if finished:
         save_picture(args.out / "demo.png", task, finished)
-    console.print(f"[bold]{summary['successes']}/{summary['episodes']} succeeded[/] in {summary['extra']['wall_s']} s "
-                  f"({summary_line(summary)}) -> {args.out / 'summary.json'}, {args.out / 'demo.png'}")
+    steps = save_step_pictures(args.out, finished, decoder)
+    names = {"summary": "demo.png" if finished else None, "steps": steps,
+             "decoder": None if decoder is None else decoder_source}
+    summary = summarise(task, "nodes", args.seed, args.goals, count, records, demo=True, wall_s=wall_s,
+                        pictures=names).to_dict()
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    written = ", ".join(str(args.out / name) for name in [names["summary"], *steps] if name)
+    console.print(f"[bold]{summary['successes']}/{summary['episodes']} succeeded[/] in {wall_s} s "
+                  f"({summary_line(summary)}) -> {args.out / 'summary.json'}{', ' + written if written else ''}")
     return 0 if len(records) == len(episodes) else 1
