@@ -48,6 +48,8 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
                              "official .pt (default: the task's shipped model)")
     parser.add_argument("--device", default=None,
                         help="torch device of the nodes: auto, cpu, cuda, ... (default: the launch file's, auto)")
+    parser.add_argument("--visualisation", choices=("true", "false"), default=None,
+                        help="the planner's decoded pictures and planned path (default: the launch file's, true)")
 
 
 def stack_arguments(args: argparse.Namespace) -> dict[str, str]:
@@ -58,7 +60,7 @@ def stack_arguments(args: argparse.Namespace) -> dict[str, str]:
     from jepa_world_model.checkpoints.bundle import predictor_encoder
     from jepa_world_model.errors import WorldModelError
 
-    chosen = {name: getattr(args, name) for name in ("encoder", "predictor", "device")
+    chosen = {name: getattr(args, name) for name in ("encoder", "predictor", "device", "visualisation")
               if getattr(args, name) is not None}
     if "predictor" in chosen and "encoder" not in chosen:
         try:
