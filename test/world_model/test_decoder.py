@@ -131,3 +131,21 @@ def test_strip_lays_out_labelled_rows(tmp_path):
 def test_train_decoder_takes_an_encoder_or_a_model_not_both():
     with pytest.raises(DecoderTrainingError, match="not both"):
         DecoderTrainConfig(data=["x"], out="y", encoder="tiny", model="default")
+
+
+def test_train_decoder_options_come_from_its_settings():
+    import argparse
+
+    from jepa_common.settings import settings_fields
+    from jepa_common.settings_cli import option_name
+    from jepa_world_model.training import decoder as recipe
+
+    parser = argparse.ArgumentParser()
+    recipe.add_arguments(parser)
+    help_text = parser.format_help()
+    assert all(option_name(f) in help_text for f in settings_fields(DecoderTrainConfig))
+    args = parser.parse_args(["data", "--out", "o", "--model", "push_default", "--steps", "5"])
+    config = recipe.config_from_args(args)
+    assert (config.model, config.encoder, config.steps, config.batch_size) == ("push_default", None, 5, 32)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["data", "--out", "o", "--model", "default", "--encoder", "tiny"])
