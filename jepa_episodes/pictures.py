@@ -2,9 +2,11 @@
 would follow, what actually followed and the goal (`jepa demo`'s ``steps_episode_<i>.png``).
 
 Rules:
-- A row is [current | imagined +1 .. +k | actual next | goal]: ``current`` the camera frame the plan was made from,
-  ``imagined +j`` the decoded predicted features of the plan's step j, ``actual next`` the camera frame the next
-  plan was made from (the episode's final frame for the last plan), ``goal`` the goal image the plan aimed at.
+- A row is [current | imagined step 1 .. k | actual next | goal]: ``current`` the camera frame the plan was made
+  from, ``imagined step j`` the decoded predicted features at the end of the plan's step j (a planner that scores
+  each action held ``lookahead_steps`` control steps predicts that far ahead), ``actual next`` the camera frame
+  the next plan was made from (the episode's final frame for the last plan), ``goal`` the goal image the plan aimed
+  at.
 - k is at most the ``imagined`` asked for and the most predicted steps any plan has; without a decoder k = 0 (no
   imagined column). A plan with fewer predicted steps, or a frame that was not seen (None), leaves its cell blank.
 - With a decoder, camera frames and goal images are brought to its picture size the way the encoder sees them
@@ -35,7 +37,7 @@ class PlannedStep:
 
 def column_labels(imagined: int) -> list[str]:
     """The column titles of a step picture with ``imagined`` imagined frames per row."""
-    return ["current", *(f"imagined +{j}" for j in range(1, imagined + 1)), "actual next", "goal"]
+    return ["current", *(f"imagined step {j}" for j in range(1, imagined + 1)), "actual next", "goal"]
 
 
 def imagined_columns(steps: Sequence[PlannedStep], imagined: int, decoder: Any | None) -> int:

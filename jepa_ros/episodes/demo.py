@@ -28,6 +28,7 @@ from jepa_episodes.record import EpisodeRecord, summary_line
 from jepa_episodes.runner import summarise
 from jepa_episodes.tasks import Task, get_task
 from jepa_ros.episodes.evaluation import StackError, add_stack_arguments, run_on_nodes, stack_arguments
+from jepa_ros.launch_runner.stack import wait_until
 from jepa_ros.msg_validation import MessageValidationError, embedding_array, image_to_array
 
 #: imagined next frames per row of a step picture (at most: a plan predicts `horizon` steps)
@@ -48,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class PlanWatcher:
     """Extra subscriptions on the node driver's node: for each plan (/jepa/prediction) the camera frame it was
     made from (matched by stamp) and the predicted features of its first :data:`IMAGINED` steps, kept until
-    :meth:`take`n. Its callbacks run on the driver's executor thread."""
+    :meth:`take`n. Its callbacks run on the driver's executor thread; new subscriptions miss what is published
+    before DDS matches them: wait for :meth:`ready` before the first plan."""
 
     def __init__(self, node: Any) -> None:
         from jepa_msgs.msg import Prediction
@@ -59,8 +61,13 @@ class PlanWatcher:
         self._lock = threading.Lock()
         self._frames: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self._seen: list[tuple[np.ndarray | None, np.ndarray, str]] = []
-        node.create_subscription(Image, topics.CAMERA, self._on_image, sensor_qos())
-        node.create_subscription(Prediction, topics.PREDICTION, self._on_prediction, reliable_qos(20))
+        self._subscriptions = [node.create_subscription(Image, topics.CAMERA, self._on_image, sensor_qos()),
+                               node.create_subscription(Prediction, topics.PREDICTION, self._on_prediction,
+                                                        reliable_qos(20))]
+
+    def ready(self) -> bool:
+        """Both topics' publishers are matched and a camera frame has arrived."""
+        return all(s.get_publisher_count() > 0 for s in self._subscriptions) and bool(self._frames)
 
     def _on_image(self, msg: Any) -> None:
         self._frames[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
@@ -175,6 +182,9 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"[bold]{task.name} {index + 1}/{len(episodes)}[/]: {task.describe(episode)}")
         if not watchers:
             watchers.append(PlanWatcher(driver.node))
+            if not wait_until(watchers[0].ready, 10.0):
+                console.print("the step pictures may miss plans: /jepa/prediction or the camera did not connect "
+                              "in 10 s", highlight=False)
         watchers[0].take()   # nothing planned before this episode belongs to it
         pictures.append({"start": driver.camera_image()})
 

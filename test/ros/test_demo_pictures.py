@@ -1,6 +1,6 @@
 """`jepa demo` through the nodes with a model that has a picture decoder (the shipped one when it has a decoder, else
 a copy of it with a small random-weight decoder, passed with --predictor): one short reach episode, and its step
-picture has a row per plan and the columns current | imagined +1 | actual next | goal (the shipped planner plans
+picture has a row per plan and the columns current | imagined step 1 | actual next | goal (the shipped planner plans
 one step), the summary picture is still there, and summary.json names both and the decoder."""
 from __future__ import annotations
 
