@@ -3,6 +3,8 @@ paired with a state, and the frame encoder.
 
 Time rules (all judged on message stamps against the caller's clock, in seconds):
 
+- a JointState whose position array is neither empty nor as long as its name array is malformed
+  (``state_malformed``, sensor_msgs/JointState requires equal lengths): refused before any value is read;
 - a frame or state stamped more than ``max_future_stamp`` ahead of the clock is refused (``future`` /
   ``state_future``): it would look fresh forever downstream;
 - a frame older than ``max_frame_age`` when its turn comes is dropped (``stale``);
@@ -99,6 +101,16 @@ class Refusal:
 
     kind: str
     message: str
+
+
+def malformed_joint_state(names: Sequence[str], positions: Sequence[float]) -> Refusal | None:
+    """A refusal when the position array is neither empty nor as long as the name array (sensor_msgs/JointState
+    requires equal lengths), else None."""
+    if len(positions) and len(positions) != len(names):
+        return Refusal("state_malformed", f"JointState with {len(names)} names but {len(positions)} positions "
+                                          "(sensor_msgs/JointState: name and position must have the same length); "
+                                          "message ignored")
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

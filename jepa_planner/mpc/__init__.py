@@ -19,13 +19,13 @@ from jepa_planner.mpc.inputs import NS, REFUSALS, InputGate, Observation, contex
 from jepa_planner.mpc.loop import MPCLoop, make_planner
 from jepa_planner.mpc.models import PlannerModels, check_models
 from jepa_planner.mpc.prediction import action_plan, predict
-from jepa_planner.mpc.reach import ReachState, goal_sequence, goal_tensor
+from jepa_planner.mpc.reach import ReachState, check_goal_image_count, goal_sequence, goal_tensor
 from jepa_planner.mpc.settings import FALLBACK_TOLERANCE, MODES, PlannerSettings, cem_config, parse_fixed_dims
 
 __all__ = [
     "FALLBACK_TOLERANCE", "FINISHED", "HOLD", "INVALID", "MODES", "NS", "PLAN", "REFUSALS", "WAIT", "Decision",
     "InputGate", "InvalidGoalError", "MPCLoop", "Observation", "PlannerModels", "PlannerSettings",
-    "PlannerSetupError", "PredictError", "ReachOutcome", "ReachState", "action_plan", "cem_config", "check_models",
-    "context_inputs", "goal_sequence", "goal_tensor", "make_planner", "observation_problem", "parse_fixed_dims",
-    "predict", "result_problem", "waiting_status",
+    "PlannerSetupError", "PredictError", "ReachOutcome", "ReachState", "action_plan", "cem_config",
+    "check_goal_image_count", "check_models", "context_inputs", "goal_sequence", "goal_tensor", "make_planner",
+    "observation_problem", "parse_fixed_dims", "predict", "result_problem", "waiting_status",
 ]

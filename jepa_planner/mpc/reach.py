@@ -1,9 +1,10 @@
 """Goals of the loop: goal features checked against the models, and the state of a running ReachGoal.
 
-Rules: goal features must come from the planner's encoder (when the caller knows the `model_id`), have the models'
-feature shape and be finite, else `InvalidGoalError`. A ReachGoal has one step budget per goal (the default when
-the request gives none) and a deadline of its summed budgets x `max_step_time` of wall time; a frame counts as fresh
-input when it is newer than any seen, younger than `embedding_timeout` and not too far ahead of the clock.
+Rules: a ReachGoal carries at most `max_goal_images` goal images; goal features must come from the planner's
+encoder (when the caller knows the `model_id`), have the models' feature shape and be finite, else
+`InvalidGoalError`. A ReachGoal has one step budget per goal (the default when the request gives none) and a
+deadline of its summed budgets x `max_step_time` of wall time; a frame counts as fresh input when it is newer than
+any seen, younger than `embedding_timeout` and not too far ahead of the clock.
 """
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def goal_tensor(models: PlannerModels, features: np.ndarray | torch.Tensor, mode
     if not torch.isfinite(goal).all():
         raise InvalidGoalError("goal features contain NaN or Inf")
     return goal
+
+
+def check_goal_image_count(count: int, max_goal_images: int) -> None:
+    """InvalidGoalError when a ReachGoal carries more than `max_goal_images` goal images (checked before any is
+    encoded)."""
+    if count > max_goal_images:
+        raise InvalidGoalError(f"{count} goal_images exceed max_goal_images ({max_goal_images}); split the goal "
+                               "or raise the parameter")
 
 
 def goal_sequence(models: PlannerModels, goals: Sequence[np.ndarray | torch.Tensor], budgets: Sequence[int] | None,

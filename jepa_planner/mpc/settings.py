@@ -90,6 +90,9 @@ class PlannerSettings:
                                        "plans); 0 = the predictor's calibrated planning_tolerance (the shipped "
                                        "sim model's: 0.015, a few mm from the goal pose), else "
                                        f"{FALLBACK_TOLERANCE:g}", low=0.0, high=1e9)
+    max_goal_images: int = setting(16, "ReachGoal requests with more goal_images than this are refused before "
+                                   "any is encoded (they are encoded outside the planning lock, one after another)",
+                                   unit="images", low=1, high=10_000)
     max_step_time: float = setting(2.0, "a ReachGoal ends with 'deadline' after its summed step budgets times "
                                    "this much wall time", unit="s", low=0.01, high=3600.0)
     visualisation: bool = setting(True, "publish what the chosen plan expects: its decoded predicted frames "

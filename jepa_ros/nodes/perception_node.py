@@ -34,7 +34,7 @@ from jepa_ros.ros_util import (OK, WARN, Diagnostics, declare_settings, reliable
                                stamp_seconds)
 from jepa_world_model.data.image_encoding import ImageEncodingError, compressed_to_rgb, image_to_rgb
 from jepa_world_model.perception import (FrameEncoder, FrameGate, PairedState, PerceptionSettings, Refusal,
-                                         joint_state, pose_state)
+                                         joint_state, malformed_joint_state, pose_state)
 
 SETTINGS = PerceptionSettings
 WARN_WINDOW = 5.0  # seconds a bad or stale frame keeps /diagnostics at WARN
@@ -123,6 +123,10 @@ class PerceptionNode(Node):
                                                      self.settings.state_names))
 
     def _on_joint_state(self, msg: JointState) -> None:
+        refusal = malformed_joint_state(msg.name, msg.position)
+        if refusal is not None:
+            self._problem(refusal)
+            return
         try:
             values = joint_state(msg.name, msg.position, self.settings.state_names)
         except ValueError as exc:

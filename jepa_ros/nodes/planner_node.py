@@ -20,8 +20,10 @@ newest plan is worth delivering.
 Every planning decision (which input is usable, goals, budgets, staleness, hold plans, valid results) is made by
 the ROS-free `jepa_planner.mpc.MPCLoop`, whose docstring lists the rules; its settings (`PlannerSettings`) are this
 node's parameters. The node converts messages, publishes what the loop decides and reports it. One lock guards the
-loop and the models. A ReachGoal belongs to its execute callback from acceptance to result: that thread steps the
-loop until the loop says the goal has ended; the timer steps topic goals only while no ReachGoal runs.
+loop; goal images are encoded outside it (only the swap of the new goal into the loop takes it), so planning, the
+Predict service and goal requests go on meanwhile, and a ReachGoal with more than `max_goal_images` goal images is
+refused before any is encoded. A ReachGoal belongs to its execute callback from acceptance to result: that thread
+steps the loop until the loop says the goal has ended; the timer steps topic goals only while no ReachGoal runs.
 """
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 from jepa_common import topics
 from jepa_common.outcomes import END_CANCELED
 from jepa_planner.mpc import (FINISHED, HOLD, INVALID, PLAN, WAIT, Decision, InvalidGoalError, MPCLoop, Observation,
-                              PlannerModels, PlannerSettings, PlannerSetupError, ReachOutcome)
+                              PlannerModels, PlannerSettings, PlannerSetupError, ReachOutcome,
+                              check_goal_image_count)
 from jepa_planner.visualisation import (LatestWorker, PlanView, load_decoder, planned_states, poses,
                                         position_problem, render_strip)
 from jepa_ros.msg_validation import (MessageValidationError, embedding_array, embedding_state, fill_embedding,
@@ -87,7 +90,7 @@ class PlannerNode(Node):
         settings = declare_settings(self, PlannerSettings)
         models = PlannerModels.load(settings)
         self._mpc = MPCLoop(models, settings)
-        self._lock = threading.Lock()   # the MPC loop and the models: one user at a time
+        self._lock = threading.Lock()   # the MPC loop: one user at a time (goal images are encoded outside it)
         self._busy = False              # a ReachGoal was accepted and has not ended
         self._sequence = 0
         self._goal_views: list[tuple[torch.Tensor, np.ndarray | None]] = []   # (features, image) of each goal
@@ -173,16 +176,17 @@ class PlannerNode(Node):
             self.get_logger().warning(f"ignoring /jepa/embedding: {problem}", throttle_duration_sec=5.0)
 
     def _set_topic_goal(self, make_goal, source: str) -> None:
-        """Track the goal `make_goal()` gives as (features, image or None)."""
-        with self._lock:
-            try:
-                features, image = make_goal()
+        """Track the goal `make_goal()` gives as (features, image or None); it is made outside the lock."""
+        try:
+            features, image = make_goal()
+            with self._lock:
                 self._mpc.set_topic_goal(features)
                 self._goal_views = [(features, image)]
-            except (ValueError, RuntimeError) as exc:   # InvalidGoalError, bad images or messages
+        except (ValueError, RuntimeError) as exc:   # InvalidGoalError, bad images or messages
+            with self._lock:
                 self._mpc.refuse_goal(f"invalid goal on {source}: {exc}")
-                self.get_logger().warning(f"ignoring goal on {source}: {exc}")
-                return
+            self.get_logger().warning(f"ignoring goal on {source}: {exc}")
+            return
         self.get_logger().info(f"new goal from {source}")
 
     def _on_goal_image(self, msg: Image) -> None:
@@ -285,10 +289,11 @@ class PlannerNode(Node):
         return GoalResponse.ACCEPT
 
     def _request_goals(self, request: ReachGoal.Goal) -> list[tuple[torch.Tensor, np.ndarray | None]]:
-        """The request's goals in order as (features, the image as received or None); ValueError says what is
-        wrong."""
+        """The request's goals in order as (features, the image as received or None), made without the lock;
+        ValueError says what is wrong (too many goal images before any is encoded)."""
         if bool(request.goal_images) == bool(request.goal_embeddings):
             raise InvalidGoalError("give goal_images or goal_embeddings (one of them, not both)")
+        check_goal_image_count(len(request.goal_images), self._mpc.settings.max_goal_images)
         goals = []
         for i, image in enumerate(request.goal_images):
             try:
@@ -302,19 +307,20 @@ class PlannerNode(Node):
         """Own the ReachGoal from acceptance to result: step the loop at plan_rate until it ends."""
         try:
             request = handle.request
-            with self._lock:
-                try:
-                    goals = self._request_goals(request)
+            try:
+                goals = self._request_goals(request)   # encoded without the lock: planning goes on meanwhile
+                with self._lock:
                     sequence = self._mpc.begin_reach(
                         [features for features, _ in goals], time.monotonic(),
                         budgets=list(request.step_budgets) or None,
                         tolerance=request.tolerance if request.tolerance > 0 else None)
                     self._goal_views = goals
-                except (ValueError, RuntimeError) as exc:   # InvalidGoalError, bad images or messages
+            except (ValueError, RuntimeError) as exc:   # InvalidGoalError, bad images or messages
+                with self._lock:
                     self._mpc.refuse_goal(f"invalid ReachGoal: {exc}")
-                    self.get_logger().warning(f"ReachGoal aborted: invalid goal: {exc}")
-                    handle.abort()
-                    return ReachGoal.Result(success=False, final_energy=math.nan, reason=f"invalid goal: {exc}")
+                self.get_logger().warning(f"ReachGoal aborted: invalid goal: {exc}")
+                handle.abort()
+                return ReachGoal.Result(success=False, final_energy=math.nan, reason=f"invalid goal: {exc}")
             self.get_logger().info(f"ReachGoal: {len(sequence.goals)} goal(s), budgets {sequence.budgets}, "
                                    f"tolerance {sequence.tolerances[0]:g}")
             period = 1.0 / self._mpc.settings.plan_rate

@@ -13,9 +13,9 @@ import torch
 from jepa_planner.cem import CEMConfig
 from jepa_planner.mpc import (FINISHED, HOLD, INVALID, PLAN, WAIT, Decision, InvalidGoalError, MPCLoop, Observation,
                               PlannerModels, PlannerSettings, PlannerSetupError, PredictError, cem_config,
-                              check_models, parse_fixed_dims)
+                              check_goal_image_count, check_models, parse_fixed_dims)
 from jepa_world_model import load_encoder, load_predictor
-from jepa_common.settings import make_settings
+from jepa_common.settings import SettingsError, make_settings
 
 NS = 1_000_000_000
 T0 = 1_000 * NS   # the clock at the start of each test
@@ -320,6 +320,16 @@ def test_reach_goal_invalid_requests(models, images, budgets, goals, words):
     with pytest.raises(InvalidGoalError, match=words):
         loop.begin_reach([images["goal"]] * goals, 10.0, budgets=budgets)
     assert loop.goal_kind == "none"
+
+
+def test_goal_image_count_is_capped_by_max_goal_images():
+    cap = PlannerSettings().max_goal_images
+    assert cap == 16
+    check_goal_image_count(cap, cap)
+    with pytest.raises(InvalidGoalError, match=r"17 goal_images exceed max_goal_images \(16\)"):
+        check_goal_image_count(cap + 1, cap)
+    with pytest.raises(SettingsError, match="max_goal_images"):
+        make_settings(PlannerSettings, {"max_goal_images": 0})
 
 
 def test_invalid_goal_features_are_refused(models, images):

@@ -1,5 +1,5 @@
 """Perception node over real DDS (its own OS process, tiny encoder): pairing with the state, fuzzed images,
-stamps from the future, latest-only, device errors, oversized compressed frames.
+stamps from the future, latest-only, device errors, oversized compressed frames, malformed joint states.
 
 One node process serves the tests of the raw-image node, in file order: the first runs before any state is
 published (nothing may be forwarded), the robot state starts there and runs for the later tests.
@@ -17,7 +17,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from jepa_msgs.msg import Embedding
 from PIL import Image as PILImage
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from jepa_common import frames, topics
 from jepa_ros.msg_validation import embedding_array
@@ -25,7 +25,8 @@ from jepa_ros.ros_util import WARN, reliable_qos, sensor_qos, stamp_seconds
 from jepa_world_model import load_encoder
 from jepa_world_model.devices import resolve_device
 from jepa_world_model.data.image_encoding import image_to_rgb, prepare_image
-from test.support.nodes import Driver, NodeProcess, Robot, cleanup_all, ros_args, wait_status, wait_until
+from test.support.nodes import (HOME_Q, Driver, NodeProcess, Robot, cleanup_all, ros_args, wait_status,
+                                wait_until)
 
 pytestmark = pytest.mark.nodes
 
@@ -341,6 +342,32 @@ def test_oversized_compressed_frame_is_refused_from_its_header(camera):
         assert growth < 40e6, f"peak RSS grew by {growth / 1e6:.0f} MB"
         assert wait_until(lambda: c.count("size") >= 1, 20.0), c.values()
         assert re.search(r"bad input \(size\).*36000000 pixels", c.process.output())
+        assert c.process.alive() and "Traceback" not in c.process.output()
+    finally:
+        c.close()
+
+
+def test_joint_state_with_more_names_than_positions_is_refused_and_counted(camera):
+    # A JointState with 4 names and 3 positions breaks sensor_msgs/JointState's rule (equal lengths); it was paired
+    # with frames all the same. It is refused, counted as state_malformed, and the node goes on with good states.
+    camera.close()  # one perception node at a time on a small machine
+    joints = ["base_yaw", "shoulder_pitch", "elbow_pitch"]
+    c = Camera(state_source="joint_states", state_names=joints)
+    try:
+        hostile = c.driver.publisher(JointState, topics.JOINT_STATES, reliable_qos(5))
+        assert wait_until(lambda: hostile.get_subscription_count() > 0, 10.0)
+        for _ in range(3):
+            msg = JointState(name=joints + ["gripper"], position=[9.0, 9.0, 9.0])
+            msg.header.stamp = c.driver.stamp()
+            hostile.publish(msg)
+            time.sleep(0.05)
+        assert wait_until(lambda: c.count("state_malformed") >= 3, 10.0), c.values()
+        assert re.search(r"bad input \(state_malformed\): JointState with 4 names but 3 positions",
+                         c.process.output()), c.process.output()
+        Robot(c.driver, joints=True)
+        embedding = c.encode_one(rgb8_image(64, 64, seed=5))
+        np.testing.assert_allclose(embedding.state, HOME_Q)
+        assert not any(9.0 in m.state for m in c.embeddings.messages)
         assert c.process.alive() and "Traceback" not in c.process.output()
     finally:
         c.close()

@@ -215,6 +215,13 @@ def feeding(driver):
     driver.feed = None
 
 
+def set_parameter(driver: Driver, name: str, value):
+    """Set one planner_node parameter over its service; returns the SetParametersResult."""
+    request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=Parameter(name, value=value)
+                                                              .get_parameter_value())])
+    return driver.call(driver.set_parameters.call_async(request)).results[0]
+
+
 def check_plan(driver: Driver, plan: Plan, horizon: int = HORIZON) -> np.ndarray:
     assert (plan.header.stamp.sec, plan.header.stamp.nanosec) in driver.fed_stamps
     assert plan.header.frame_id == frames.CAMERA_OPTICAL
@@ -392,23 +399,17 @@ def test_bad_inputs_are_counted_and_reported_without_crashing(feeding):
 def test_parameter_changes_are_validated(feeding):
     driver = feeding
     driver.goal_embedding_pub.publish(driver.embedding(driver.goal_features))
-
-    def set_parameter(name, value):
-        request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=Parameter(name, value=value)
-                                                                  .get_parameter_value())])
-        return driver.call(driver.set_parameters.call_async(request)).results[0]
-
-    rejected = set_parameter("elites", 100)
+    rejected = set_parameter(driver, "elites", 100)
     assert not rejected.successful and "elites (100) must not exceed samples (16)" in rejected.reason
-    assert not set_parameter("horizon", 9).successful       # the tiny predictor's max horizon is 8
-    assert not set_parameter("predictor", "other").successful  # read-only
-    inverted = set_parameter("action_low", [0.1, -0.05, -0.05])
+    assert not set_parameter(driver, "horizon", 9).successful       # the tiny predictor's max horizon is 8
+    assert not set_parameter(driver, "predictor", "other").successful  # read-only
+    inverted = set_parameter(driver, "action_low", [0.1, -0.05, -0.05])
     assert not inverted.successful and "action_low[0]=0.1 is not <= action_high[0]=0.05 (dx)" in inverted.reason
-    assert set_parameter("horizon", 3).successful
+    assert set_parameter(driver, "horizon", 3).successful
     start = time.monotonic()
     plan = wait_for(lambda: [p for p in driver.plans_since(start) if p.horizon == 3], 10.0, "a 3-step plan")[0]
     check_plan(driver, plan, horizon=3)
-    assert set_parameter("horizon", HORIZON).successful
+    assert set_parameter(driver, "horizon", HORIZON).successful
 
 
 def test_reach_goal_succeeds_and_walks_through_sub_goals(feeding):
@@ -492,6 +493,40 @@ def test_reach_goal_rejects_invalid_goals_with_a_reason(driver, goal, expected):
     outcome = driver.call(handle.get_result_async(), timeout=10.0)
     assert outcome.status == GoalStatus.STATUS_ABORTED
     assert outcome.result.reason.startswith(expected), outcome.result.reason
+
+
+def test_reach_goal_with_more_goal_images_than_max_goal_images_is_refused(driver):
+    """Issue: a ReachGoal with 1,000 goal images was accepted and every image encoded; the count is now capped."""
+    images = [image_msg(synthetic_image("noise"))] * 17   # max_goal_images (16) + 1
+    start = time.monotonic()
+    handle, _ = driver.send_goal(ReachGoal.Goal(goal_images=images))
+    outcome = driver.call(handle.get_result_async(), timeout=10.0)
+    assert outcome.status == GoalStatus.STATUS_ABORTED and not outcome.result.success
+    assert outcome.result.reason.startswith("invalid goal: 17 goal_images exceed max_goal_images (16)"), \
+        outcome.result.reason
+    assert time.monotonic() - start < 5.0
+
+
+def test_goal_requests_are_answered_while_goal_images_are_encoded(feeding):
+    """Issue: goal images were encoded under the planning lock, so a second goal request waited until every image
+    of the first was encoded (2.6 s for 1,000). The cap is raised here so that the encoding takes long."""
+    driver = feeding
+    count = 500
+    assert set_parameter(driver, "max_goal_images", count).successful
+    try:
+        first, _ = driver.send_goal(ReachGoal.Goal(goal_images=[image_msg(synthetic_image("noise"))] * count,
+                                                   tolerance=1e6))
+        asked = time.monotonic()
+        second = driver.call(driver.reach.send_goal_async(
+            ReachGoal.Goal(goal_embeddings=[driver.embedding(driver.goal_features)])))
+        answered = time.monotonic() - asked
+        assert not second.accepted       # the first goal runs
+        assert answered < 0.5, f"the second goal request waited {answered:.2f} s"
+        driver.call(first.cancel_goal_async())
+        outcome = driver.call(first.get_result_async(), timeout=20.0)
+        assert outcome.status == GoalStatus.STATUS_CANCELED
+    finally:
+        assert set_parameter(driver, "max_goal_images", 16).successful
 
 
 def test_a_frame_stamped_a_day_ahead_is_refused_and_goals_still_end(feeding):

@@ -9,7 +9,8 @@ import torch
 
 from jepa_world_model.errors import ConfigError
 from jepa_world_model.perception import (MAX_STATE_HISTORY, FrameEncoder, FrameGate, PairedState,
-                                         PerceptionSettings, Refusal, joint_state, pose_state)
+                                         PerceptionSettings, Refusal, joint_state, malformed_joint_state,
+                                         pose_state)
 from jepa_common.settings import SettingsError, make_settings
 
 NOW = 1_700_000_000.0
@@ -92,6 +93,15 @@ def test_pose_and_joint_state_values():
         joint_state(["b", "a"], [1.0, 2.0], ["a", "d"])
     with pytest.raises(ValueError, match="lacks"):
         joint_state(["a", "b"], [1.0], ["b"])
+
+
+def test_joint_state_names_and_positions_must_have_the_same_length():
+    refusal = malformed_joint_state(["a", "b", "c", "d"], [1.0, 2.0, 3.0])
+    assert refusal is not None and refusal.kind == "state_malformed"
+    assert "4 names but 3 positions" in refusal.message
+    assert malformed_joint_state(["a", "b"], [1.0, 2.0, 3.0]).kind == "state_malformed"
+    assert malformed_joint_state(["a", "b"], [1.0, 2.0]) is None
+    assert malformed_joint_state(["a", "b"], []) is None   # no positions given: allowed by the definition
 
 
 def test_settings_are_checked():
