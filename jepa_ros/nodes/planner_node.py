@@ -107,9 +107,12 @@ class PlannerNode(Node):
         self._markers_pub = self.create_publisher(MarkerArray, topics.PLANNED_PATH_MARKERS, reliable_qos(1))
         self.create_subscription(Embedding, topics.EMBEDDING, self._on_embedding, reliable_qos(5),
                                  callback_group=group)
-        self.create_subscription(Image, topics.GOAL_IMAGE, self._on_goal_image, reliable_qos(1), callback_group=group)
+        # goals on the topics are encoded outside the planning lock, one after the other (the newest one wins)
+        topic_goals = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Image, topics.GOAL_IMAGE, self._on_goal_image, reliable_qos(1),
+                                 callback_group=topic_goals)
         self.create_subscription(Embedding, topics.GOAL_EMBEDDING, self._on_goal_embedding, reliable_qos(1),
-                                 callback_group=group)
+                                 callback_group=topic_goals)
         self.create_service(Predict, topics.PREDICT_SERVICE, self._on_predict, callback_group=group)
         self._action_server = ActionServer(self, ReachGoal, topics.REACH_GOAL_ACTION, self._execute,
                                            callback_group=group, goal_callback=self._on_goal_request,
