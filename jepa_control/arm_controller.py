@@ -307,7 +307,11 @@ class ArmController:
         return self.disarm(self.fault, now) if self.armed else None
 
     def on_joint_state(self, names: Sequence[str], positions: Sequence[float], stamp: float, now: float) -> bool:
-        """A joint state message's names and positions (any order, extra joints allowed); False if refused."""
+        """A joint state message's names and positions (any order, extra joints allowed); False if refused.
+        Names and positions of different lengths are refused, as sensor_msgs/JointState requires."""
+        if len(names) != len(positions):
+            return self._ignore_state(f"joint state with {len(names)} names but {len(positions)} positions "
+                                      "(sensor_msgs/JointState: name and position must have the same length)")
         index = {name: i for i, name in enumerate(names)}
         try:
             position = [positions[index[n]] for n in self.settings.joint_names]

@@ -396,3 +396,13 @@ def test_the_push_controller_file_keeps_every_plan_rule_with_its_3_s_plan_timeou
     assert ctl.armed                                                         # 2.95 s after its camera frame
     drive(ctl, arm, 5.95, 0.2)
     assert not ctl.armed and "plan stale" in ctl.fault
+
+
+def test_a_joint_state_whose_names_and_positions_differ_in_length_is_refused_and_counted():
+    """sensor_msgs/JointState: name and position have the same length; 4 names with 3 positions is malformed even
+    when the controller's joints are among the first three."""
+    ctl = controller(output="position_commands")
+    names = ["elbow_pitch", "base_yaw", "shoulder_pitch", "gripper"]
+    assert not ctl.on_joint_state(names, [2.04, 0.0, 0.43], 0.0, 0.0)
+    assert ctl.counts["ignored_state"] == 1 and ctl.state_age(0.0) == math.inf
+    assert ctl.on_joint_state(names, [2.04, 0.0, 0.43, 0.7], 0.0, 0.0)
