@@ -1,1 +1,2 @@
-"""Built-in MuJoCo simulation of a 3-joint arm (``arm_sim``, ROS-free) and its ROS 2 adapter (``sim_node``)."""
+"""Built-in MuJoCo simulation, ROS-free: the 3-joint arm (``arm_sim``) and the push scene (``push``); its ROS 2
+adapter is ``jepa_ros.nodes.sim_node``."""
