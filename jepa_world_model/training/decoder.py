@@ -18,14 +18,12 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from jepa_common.settings import SettingsError, setting
@@ -38,9 +36,10 @@ from jepa_world_model.errors import WorldModelError
 from jepa_world_model.networks.decoder import DecoderConfig, FeatureDecoder, encoder_crop, psnr
 from jepa_world_model.networks.encoder import Encoder, load_encoder
 from jepa_world_model.training.data_order import batch_indices
-from jepa_world_model.training.distributed import Session, start_session
+from jepa_world_model.training.distributed import Session, is_main_process, run_command, start_session
 from jepa_world_model.training.errors import TrainingError
 from jepa_world_model.training.loop import Recipe, StepLoss, run_loop
+from jepa_world_model.training.metrics import plot_losses
 from jepa_world_model.training.optimizer import make_optimizer
 from jepa_world_model.training.run_record import options_record
 from jepa_world_model.training.verdict import held_out_split
@@ -280,22 +279,7 @@ class DecoderRecipe(Recipe):
         LOG.info("trained %d steps; final loss %.5f; decoder in %s", total, final_loss, self.cfg.out)
 
     def plot(self, rows: list[dict], path: Path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        steps = [r["step"] for r in rows]
-        for key, label in (("loss", "total"), ("l1", "pixel L1"), ("mse", "pixel MSE")):
-            ax.plot(steps, [r[key] for r in rows], label=label)
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        plot_losses(rows, path, (("loss", "total"), ("l1", "pixel L1"), ("mse", "pixel MSE")))
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -356,16 +340,11 @@ def config_from_args(args: argparse.Namespace) -> DecoderTrainConfig:
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of `jepa train-decoder`."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = train_decoder(config_from_args(args), resume=args.resume)
-    except (TrainingError, WorldModelError, FileNotFoundError) as exc:
-        LOG.error("%s", exc)
+    result = run_command(lambda: train_decoder(config_from_args(args), resume=args.resume),
+                         (TrainingError, WorldModelError, FileNotFoundError))
+    if result is None:
         return 2
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         verdict = {k: round(v, 3) if isinstance(v, float) else v for k, v in result.verdict.items() if k != "summary"}
         print(json.dumps({"out": str(result.out), "steps": result.steps, "final_loss": round(result.final_loss, 5),
                           "frames": result.frames, "verdict": verdict}))

@@ -6,8 +6,10 @@ batch must split evenly across the ranks, each taking a contiguous share.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -15,6 +17,9 @@ import torch.distributed as dist
 from jepa_world_model.devices import training_device
 from jepa_world_model.errors import WorldModelError
 from jepa_world_model.training.errors import TrainingError
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -74,3 +79,22 @@ def start_session(device_name: str, batch_size: int, error: type[TrainingError])
         raise error(f"batch_size {batch_size} is not divisible by the {ranks.world} ranks")
     share = batch_size // ranks.world
     return Session(device, ranks, slice(ranks.rank * share, (ranks.rank + 1) * share))
+
+
+def run_command(run: Callable[[], T], errors: tuple[type[BaseException], ...]) -> T | None:
+    """A training command's run (`jepa train`, `pretrain`, `train-decoder`): INFO logging, then ``run()``; one of
+    ``errors`` is logged as one line and gives None; the process group is closed in any case."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run()
+    except errors as exc:
+        LOG.error("%s", exc)
+        return None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """True on rank 0 of a torchrun launch, and without torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0

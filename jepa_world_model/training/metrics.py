@@ -42,3 +42,25 @@ class MetricsLog:
         """Close the file (rank 0)."""
         if self._file is not None:
             self._file.close()
+
+
+def plot_losses(rows: list[dict], path: Path, curves: tuple[tuple[str, str], ...], ylabel: str | None = None) -> None:
+    """The metrics columns ``curves`` ((key, label) pairs) against step, log scale, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = [r["step"] for r in rows]
+    for key, label in curves:
+        ax.plot(steps, [r[key] for r in rows], label=label)
+    ax.set_xlabel("step")
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -31,7 +31,6 @@ import copy
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +51,7 @@ from jepa_world_model.networks.mask_predictor import MaskPredictor, encode_visib
 from jepa_world_model.training.collapse import (CollapseError, CollapseGuard, batch_moments, effective_rank,
                                                 spread_from_moments)
 from jepa_world_model.training.data_order import batch_indices
-from jepa_world_model.training.distributed import Dist, Session, start_session
+from jepa_world_model.training.distributed import Dist, Session, is_main_process, run_command, start_session
 from jepa_world_model.training.errors import TrainingError
 from jepa_world_model.training.loop import Recipe, StepLoss, run_loop
 from jepa_world_model.training.masks import MaskBatch, MaskError, MultiBlockMask, vjepa_masks
@@ -448,16 +447,11 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of `jepa pretrain`."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = pretrain(config_from_args(args), resume=args.resume)
-    except (TrainingError, MaskError, CollapseError, WorldModelError, FileNotFoundError) as exc:
-        LOG.error("%s", exc)
+    result = run_command(lambda: pretrain(config_from_args(args), resume=args.resume),
+                         (TrainingError, MaskError, CollapseError, WorldModelError, FileNotFoundError))
+    if result is None:
         return 2
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         print(json.dumps({"out": str(result.out), "steps": result.steps, "final_loss": result.final_loss,
                           "episodes": result.episodes, "skipped": result.skipped, "clips": result.clips}))
     return 0

@@ -30,7 +30,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from jepa_common.settings import SettingsError, setting, settings_fields
@@ -54,9 +52,10 @@ from jepa_world_model.networks.encoder import load_encoder
 from jepa_world_model.networks.features import layer_norm_features
 from jepa_world_model.networks.predictor import ACPredictor
 from jepa_world_model.training.data_order import batch_indices
-from jepa_world_model.training.distributed import Dist, Session, start_session
+from jepa_world_model.training.distributed import Dist, Session, is_main_process, run_command, start_session
 from jepa_world_model.training.errors import TrainingError
 from jepa_world_model.training.loop import Recipe, StepLoss, run_loop
+from jepa_world_model.training.metrics import plot_losses
 from jepa_world_model.training.optimizer import make_optimizer
 from jepa_world_model.training.overrides import parse_overrides
 from jepa_world_model.training.run_record import options_record
@@ -277,27 +276,6 @@ RESUME_KEYS = ("data", "encoder", "predictor", "init", "encoder_overrides", "pre
                "held_out")
 
 
-def plot_loss_curve(rows: list[dict], path: Path) -> None:
-    """Loss curves (total, teacher forcing, rollout) against step, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    steps = [r["step"] for r in rows]
-    for key, label in (("loss", "total"), ("loss_tf", "teacher forcing"), ("loss_rollout", "rollout")):
-        ax.plot(steps, [r[key] for r in rows], label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("L1 loss")
-    ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 # ------------------------------------------------------------------------------------------------- train
 @dataclass
 class TrainResult:
@@ -432,7 +410,8 @@ class PredictorRecipe(Recipe):
                  "weights included" if with_encoder else f"by reference: {self.metadata['encoder']['source']}")
 
     def plot(self, rows: list[dict], path: Path) -> None:
-        plot_loss_curve(rows, path)
+        plot_losses(rows, path, (("loss", "total"), ("loss_tf", "teacher forcing"), ("loss_rollout", "rollout")),
+                    ylabel="L1 loss")
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
@@ -498,16 +477,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of `jepa train`."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = train(config_from_args(args), resume=args.resume)
-    except (TrainingError, FileNotFoundError) as exc:
-        LOG.error("%s", exc)
+    result = run_command(lambda: train(config_from_args(args), resume=args.resume),
+                         (TrainingError, FileNotFoundError))
+    if result is None:
         return 2
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         print(json.dumps({"out": str(result.out), "steps": result.steps, "final_loss": round(result.final_loss, 5),
                           "episodes": result.episodes, "skipped": result.skipped, "clips": result.clips,
                           "verdict": {k: round(v, 5) if isinstance(v, float) else v
