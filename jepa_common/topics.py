@@ -30,6 +30,10 @@ SERVO_NODE = "/servo_node"
 SERVO_TWIST_INPUT = "delta_twist_cmds"
 SERVO_TWIST = f"{SERVO_NODE}/{SERVO_TWIST_INPUT}"
 JOINT_TRAJECTORY = "/joint_trajectory_controller/joint_trajectory"
+#: The controller's gripper command, closedness in [0, 1] (1 = closed) as std_msgs/Float64 (the sim's interface).
+GRIPPER_COMMAND = "/jepa/gripper_command"
+#: A ros2_control gripper action controller's control_msgs/action/GripperCommand (<controller>/gripper_cmd).
+GRIPPER_ACTION = "/gripper_controller/gripper_cmd"
 
 DIAGNOSTICS = "/diagnostics"
 CLOCK = "/clock"

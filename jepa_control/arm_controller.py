@@ -10,6 +10,9 @@ messages into calls and :class:`Command` values into messages):
   time so that it never overshoots it); ``mode: continuous`` holds the velocity displacement / step_duration. In
   both modes the step ends after ``step_duration`` and the command then ramps down to zero within the
   acceleration limits, unless a newer plan takes over.
+- A plan's ``dgripper`` action (V-JEPA 2-AC's 7-D actions; closedness, 1 = closed) sets a gripper target that
+  every armed cycle's :class:`Command` carries, rate and range limited; a stop holds the gripper and never opens
+  it; a non-finite or out-of-range ``dgripper`` refuses the whole plan (the rules: :mod:`jepa_control.gripper`).
 - Every command passes the safety filters of :mod:`jepa_control.safety` (speed and norm limits, workspace or
   joint box with braking at the acceleration limit, acceleration limit).
 - Time: a plan or state stamped more than ``max_future_stamp`` ahead of the clock is refused and counted; an
@@ -31,11 +34,13 @@ from transforms3d.euler import euler2axangle
 
 from jepa_common import frames, topics
 from jepa_common.settings import SettingsError, setting
+from jepa_control.gripper import GRIPPER_NAME, GRIPPER_UNITS, Gripper, check_delta, closedness
 from jepa_control.safety import BoxLimit, EStop, SafetyFilter, Watchdog, braking_speed
 from jepa_control.servo_startup import SERVO_STARTUPS
 
 MODES = ("step", "continuous")
 OUTPUTS = ("twist", "joint_trajectory", "position_commands")
+GRIPPER_OUTPUTS = ("topic", "action", "none")
 LINEAR_NAMES = ("dx", "dy", "dz")
 ANGULAR_NAMES = ("droll", "dpitch", "dyaw")
 _ANGLE_UNITS = ("rad", "")
@@ -113,10 +118,39 @@ class ControllerSettings:
     max_joint_speed: float = setting(1.5, "speed per joint", unit="rad/s", low=0.0, high=50.0, read_only=True)
     max_joint_accel: float = setting(10.0, "acceleration and deceleration per joint", unit="rad/s^2",
                                      low=0.001, high=1000.0, read_only=True)
+    gripper_output: str = setting("topic", "gripper command interface for plans with a dgripper action (closedness "
+                                  "change, 1 = closed): topic (std_msgs/Float64 closedness on "
+                                  f"{topics.GRIPPER_COMMAND}), action (control_msgs/action/GripperCommand goals on "
+                                  "gripper_action, position in finger joint units) or none (plans with dgripper "
+                                  "are refused); with dry_run both publish the closedness on ~/gripper_preview "
+                                  "instead", choices=GRIPPER_OUTPUTS, read_only=True)
+    gripper_action: str = setting(topics.GRIPPER_ACTION, "fully qualified name of the GripperCommand action "
+                                  "(gripper_output action; ros2_control's gripper action controllers serve "
+                                  "<controller>/gripper_cmd)", read_only=True)
+    gripper_joint: str = setting("", "finger joint in /joint_states whose position is the measured gripper "
+                                 "opening; empty: none measured (then the first dgripper plan is refused, the "
+                                 "gripper's position being unknown)", read_only=True)
+    gripper_open_position: float = setting(0.04, "gripper_joint position when fully open (closedness 0; Franka "
+                                           "Hand finger joint: 0.04 m), also the action goal's position for 0",
+                                           unit="m or rad", low=-10.0, high=10.0, read_only=True)
+    gripper_closed_position: float = setting(0.0, "gripper_joint position when fully closed (closedness 1), also "
+                                             "the action goal's position for 1", unit="m or rad", low=-10.0,
+                                             high=10.0, read_only=True)
+    gripper_min: float = setting(0.0, "lowest commanded closedness (0 = fully open)", unit="1", low=0.0, high=1.0,
+                                 read_only=True)
+    gripper_max: float = setting(1.0, "highest commanded closedness (1 = fully closed)", unit="1", low=0.0,
+                                 high=1.0, read_only=True)
+    max_gripper_speed: float = setting(1.0, "largest change of the commanded closedness per second (1: open to "
+                                       "closed in 1 s)", unit="1/s", low=0.01, high=100.0, read_only=True)
+    gripper_max_effort: float = setting(20.0, "GripperCommand goal max_effort (gripper_output action; its meaning "
+                                        "is the action server's, 0 often means no limit)", unit="N", low=0.0,
+                                        high=1000.0, read_only=True)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
             raise SettingsError(f"output={self.output!r}: must be one of {list(OUTPUTS)}")
+        if self.gripper_output not in GRIPPER_OUTPUTS:
+            raise SettingsError(f"gripper_output={self.gripper_output!r}: must be one of {list(GRIPPER_OUTPUTS)}")
         if self.mode not in MODES:
             raise SettingsError(f"mode={self.mode!r}: must be one of {list(MODES)}")
         if self.servo_startup != "none" and self.output != "twist":
@@ -125,6 +159,15 @@ class ControllerSettings:
         if not self.servo_node.startswith("/") or self.servo_node.endswith("/") or " " in self.servo_node:
             raise SettingsError(f"servo_node={self.servo_node!r}: needs the node's fully qualified name, e.g. "
                                 f"{topics.SERVO_NODE}")
+        if self.gripper_min >= self.gripper_max:
+            raise SettingsError(f"gripper_min {self.gripper_min} must be below gripper_max {self.gripper_max}")
+        if self.gripper_open_position == self.gripper_closed_position:
+            raise SettingsError(f"gripper_open_position and gripper_closed_position are both "
+                                f"{self.gripper_open_position}: open and closed must differ")
+        if self.gripper_output == "action" and (not self.gripper_action.startswith("/")
+                                                or self.gripper_action.endswith("/") or " " in self.gripper_action):
+            raise SettingsError(f"gripper_action={self.gripper_action!r}: needs the action's fully qualified name, "
+                                f"e.g. {topics.GRIPPER_ACTION}")
         if not self.frame_id:
             raise SettingsError("frame_id is empty: name the base frame of /ee_pose and of the twist commands")
         for name in ("workspace_min", "workspace_max"):
@@ -227,11 +270,14 @@ class Step:
 class Command:
     """One cycle's output. ``velocity``: twist [vx, vy, vz, wx, wy, wz] or joint velocities. ``positions``: the
     joint set-point (or, with ``stop``, the position to hold); None: the joint outputs send nothing. ``stop``: an
-    immediate stop (zero twist, or hold ``positions`` with zero velocity)."""
+    immediate stop (zero twist, or hold ``positions`` with zero velocity). ``gripper``: the gripper command,
+    closedness in [0, 1] (1 = closed), or None: nothing to send to the gripper this cycle (no plan with a
+    ``dgripper`` action since arming, or disarmed after the one hold of a stop)."""
 
     velocity: np.ndarray
     positions: np.ndarray | None = None
     stop: bool = False
+    gripper: float | None = None
 
 
 # -------------------------------------------------------------------------------------------------- controller
@@ -273,6 +319,8 @@ class ArmController:
                        "stale_state_holds": 0, "wrong_frame": 0}
         self.last_rejection = ""
         self._wrong_frame = ""                # the latest pose refused for its frame
+        self.gripper = None if s.gripper_output == "none" else Gripper(
+            s.gripper_min, s.gripper_max, s.max_gripper_speed, self._dt, s.state_timeout)
 
     # ---------------------------------------------------------------------------------------------- inputs
     def state_age(self, now: float) -> float:
@@ -320,6 +368,18 @@ class ArmController:
                                       f" (names: {list(names)})")
         return self.on_state(position, stamp, now)
 
+    def on_gripper_state(self, names: Sequence[str], positions: Sequence[float], stamp: float, now: float) -> bool:
+        """A joint state message's names and positions: ``gripper_joint``'s position is the measured gripper
+        opening (turned into closedness); False when it is absent, not finite or stamped in the future."""
+        s = self.settings
+        if self.gripper is None or not s.gripper_joint or s.gripper_joint not in names:
+            return False
+        index = list(names).index(s.gripper_joint)
+        if index >= len(positions) or not math.isfinite(stamp) or stamp > now + s.max_future_stamp:
+            return False
+        value = closedness(float(positions[index]), s.gripper_open_position, s.gripper_closed_position)
+        return self.gripper.measure(value, min(stamp, now))
+
     def _ignore_state(self, reason: str) -> bool:
         self.counts["ignored_state"] += 1
         self._log("warning", f"state ignored: {reason}", True)
@@ -338,9 +398,11 @@ class ArmController:
             if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
                 return self.reject_plan(f"Plan.{name} contains NaN or Inf")
         try:
-            displacement = self._displacement(plan)
+            displacement, gripper_delta = self._displacement(plan)
         except ActionMappingError as exc:
             return self.reject_plan(str(exc))
+        if gripper_delta is not None and check_delta(gripper_delta):
+            return self.reject_plan(check_delta(gripper_delta))
         s = self.settings
         if not math.isfinite(stamp) or stamp > now + s.max_future_stamp:
             self.counts["future_stamps"] += 1
@@ -355,20 +417,38 @@ class ArmController:
         self._last_plan_key, self.last_plan_stamp = key, stamp
         if not self.armed or self.estop_state.engaged:
             return False  # kept only for the plan age in diagnostics; arming forgets it
+        if gripper_delta is not None:
+            problem = self.gripper.plan(gripper_delta, self.armed, now)
+            if problem:
+                return self.reject_plan(problem)
         self._plan_watchdog.feed(stamp, now)
         self.counts["executed_plans"] += 1
         self.step = Step(velocity=displacement / s.step_duration, remaining=displacement.copy(),
                          cycles_left=self._step_cycles)
         return True
 
-    def _displacement(self, plan: PlanInput) -> np.ndarray:
+    def _displacement(self, plan: PlanInput) -> tuple[np.ndarray, float | None]:
+        """(the arm's displacement, the ``dgripper`` action or None) of the plan's first action."""
         actions = np.asarray(plan.actions, dtype=np.float64)
         if actions.ndim != 2 or actions.shape[0] == 0 or actions.shape[1] != len(plan.action_names):
             raise ActionMappingError(f"actions of shape {actions.shape} for {len(plan.action_names)} action names")
-        names, units = list(plan.action_names), list(plan.action_units)
+        names, units, row = list(plan.action_names), list(plan.action_units), actions[0]
+        delta = None
+        if GRIPPER_NAME in names:
+            if self.gripper is None:
+                raise ActionMappingError(f"action {GRIPPER_NAME!r} but gripper_output is none: this controller "
+                                         f"commands no gripper")
+            if names.count(GRIPPER_NAME) > 1:
+                raise ActionMappingError(f"action names repeat: {names}")
+            index = names.index(GRIPPER_NAME)
+            if units:
+                _check_units([GRIPPER_NAME], [units.pop(index)], {GRIPPER_NAME: GRIPPER_UNITS})
+            delta = float(row[index])
+            names.pop(index)
+            row = np.delete(row, index)
         if self.settings.joint_space:
-            return joint_displacement(names, units, actions[0], self.settings.joint_names)
-        return np.concatenate(cartesian_displacement(names, units, actions[0]))
+            return joint_displacement(names, units, row, self.settings.joint_names), delta
+        return np.concatenate(cartesian_displacement(names, units, row)), delta
 
     # ------------------------------------------------------------------------------- arm, disarm, e-stop
     def arm(self, now: float, blocker: str = "") -> tuple[bool, str]:
@@ -395,7 +475,11 @@ class ArmController:
         if self.armed:
             self._log("warning", f"disarmed: {reason}", False)
         self.armed, self.step = False, None
-        return self._stop(now)
+        stop = self._stop(now)
+        held = self.gripper.hold(now) if self.gripper is not None else None
+        if held is not None:
+            self._log("warning", f"gripper holds at closedness {held:.3f} ({reason})", False)
+        return dataclasses.replace(stop, gripper=held)
 
     def estop(self, engage: bool, source: str, now: float) -> Command | None:
         """``~/estop``: true engages (and disarms; returns the stop to send now), false clears (no re-arm)."""
@@ -425,11 +509,23 @@ class ArmController:
                 self._log("error", f"watchdog stop: {problem}; disarmed (call ~/arm to resume)", False)
                 self.fault = f"watchdog stop: {problem}"
                 return self.disarm(f"watchdog: {problem}", now)
-        if not self.armed or (self.step is None and not self.velocity.any()):
+        if not self.armed:
             return self._stop(now) if self._moving or not self.settings.joint_space else self._idle()
-        if self.state_age(now) > self.settings.motion_state_age:
-            return self._hold_for_state(now)
-        return self._move()
+        if self.step is None and not self.velocity.any():
+            command = self._stop(now) if self._moving or not self.settings.joint_space else self._idle()
+        elif self.state_age(now) > self.settings.motion_state_age:
+            return self._with_gripper(self._hold_for_state(now), advance=False)
+        else:
+            command = self._move()
+        return self._with_gripper(command)
+
+    def _with_gripper(self, command: Command, advance: bool = True) -> Command:
+        """An armed cycle's command with the gripper's (rate limited toward its target; ``advance`` False: the
+        command stays where it is, as while the state is too old for the arm to move)."""
+        gripper = self.gripper
+        if gripper is None or not gripper.active:
+            return command
+        return dataclasses.replace(command, gripper=gripper.cycle() if advance else gripper.commanded)
 
     def _watchdog_problem(self, now: float) -> str:
         state, plan = self._state_watchdog, self._plan_watchdog
@@ -531,6 +627,10 @@ class ArmController:
             **self.counts,
             "last_rejection": self.last_rejection,
         }
+        if self.gripper is not None:
+            for key, value in (("gripper_target", self.gripper.target), ("gripper_command", self.gripper.commanded),
+                               ("gripper_measured", self.gripper.measured)):
+                values[key] = "none" if value is None else f"{value:.4f}"
         if self.estop_state.engaged:
             return "error", f"e-stop engaged ({self.estop_state.reason})", values
         if self.fault:
