@@ -7,7 +7,11 @@ Inputs: /jepa/plan (jepa_msgs/Plan), the robot state (/ee_pose geometry_msgs/Pos
 (std_msgs/Bool, transient-local).
 Outputs (parameter ``output``): ``twist`` -> <servo_node>/delta_twist_cmds (geometry_msgs/TwistStamped);
 ``joint_trajectory`` -> ~/joint_trajectory; ``position_commands`` -> ~/commands (std_msgs/Float64MultiArray).
-With ``dry_run`` the same messages go to ~/preview and nothing to the actuator topic. Services: ~/arm and ~/estop
+With ``dry_run`` the same messages go to ~/preview and nothing to the actuator topic.
+Gripper (plans with a ``dgripper`` action; closedness in [0, 1], 1 = closed; parameter ``gripper_output``): ``topic``
+-> /jepa/gripper_command (std_msgs/Float64), ``action`` -> control_msgs/action/GripperCommand goals on
+``gripper_action`` (control_msgs is imported only then); with ``dry_run`` the closedness goes to ~/gripper_preview.
+The measured opening is ``gripper_joint``'s position in /joint_states. Services: ~/arm and ~/estop
 (std_srvs/SetBool). Diagnostics on /diagnostics as "jepa_ros: controller_node".
 ``servo_startup`` (humble | jazzy) makes the node call MoveIt Servo's start-up service
 (:mod:`jepa_control.servo_startup`) until it succeeds; until then it sends nothing and refuses to arm (the
@@ -36,7 +40,7 @@ from jepa_common import topics
 from jepa_control.arm_controller import ArmController, Command, ControllerSettings, PlanInput
 from jepa_control.servo_startup import ServoStartup, startup_call
 from jepa_ros.msg_validation import MessageValidationError, plan_actions
-from jepa_ros.nodes.command_adapters import make_adapter
+from jepa_ros.nodes.command_adapters import make_adapter, make_gripper_adapter
 from jepa_ros.ros_util import (ERROR, OK, WARN, Diagnostics, declare_settings, latched_qos, reliable_qos, run_node,
                                stamp_seconds)
 from jepa_common.settings import SettingsError
@@ -54,6 +58,7 @@ class ControllerNode(Node):
         settings = declare_settings(self, ControllerSettings)
         self._controller = ArmController(settings, log=self._log)
         self._adapter = make_adapter(self, settings, reliable_qos(10))
+        self._gripper = make_gripper_adapter(self, settings, reliable_qos(10))
         self._startup = ServoStartup(startup_call(settings.servo_startup, settings.servo_node),
                                      settings.servo_retry, settings.dry_run)
         self._startup_client, self._startup_request = self._startup_service(settings)
@@ -62,6 +67,8 @@ class ControllerNode(Node):
             self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, reliable_qos(5))
         else:
             self.create_subscription(PoseStamped, topics.EE_POSE, self._on_pose, reliable_qos(5))
+            if self._gripper is not None and settings.gripper_joint:
+                self.create_subscription(JointState, topics.JOINT_STATES, self._on_gripper_state, reliable_qos(5))
         self.create_subscription(Plan, topics.PLAN, self._on_plan, reliable_qos(5))
         self.create_subscription(Bool, topics.ESTOP, self._on_estop_topic, latched_qos())
         self.create_service(SetBool, "~/arm", self._on_arm)
@@ -69,8 +76,10 @@ class ControllerNode(Node):
         self._diagnostics = Diagnostics(self, "controller_node")
         self.create_timer(settings.period, self._cycle)
         target = "~/preview (DRY RUN: nothing to the actuator)" if settings.dry_run else settings.output
-        self.get_logger().info(f"output={target} mode={settings.mode} rate={settings.rate} Hz frame_id="
-                               f"{settings.frame_id} servo_startup={self._startup.state}; DISARMED (call ~/arm)")
+        gripper = settings.gripper_output if self._gripper is None or not settings.dry_run else "~/gripper_preview"
+        self.get_logger().info(f"output={target} gripper={gripper} mode={settings.mode} rate={settings.rate} Hz "
+                               f"frame_id={settings.frame_id} servo_startup={self._startup.state}; DISARMED "
+                               f"(call ~/arm)")
 
     def _startup_service(self, settings: ControllerSettings):
         """(client, request) of the Servo start-up service, or (None, None) when there is nothing to start."""
@@ -93,7 +102,8 @@ class ControllerNode(Node):
         startup = self._startup
         if startup.state == "done":
             if not self._startup_client.service_is_ready() and startup.lost(now):
-                self._controller.disarm(startup.last_error, now)   # nothing to send it to
+                # nothing to send the arm's stop to; the gripper holds
+                self._send_gripper(self._controller.disarm(startup.last_error, now))
                 self._log("error", f"servo start-up: {startup.last_error}; disarmed, starting again", False)
             return
         if startup.timed_out(now):
@@ -143,6 +153,12 @@ class ControllerNode(Node):
         goes out before MoveIt Servo's start-up succeeded (it would refuse it)."""
         if command is not None and self._startup.ready:
             self._adapter.send(stamp or self.get_clock().now().to_msg(), command)
+        self._send_gripper(command)
+
+    def _send_gripper(self, command: Command | None) -> None:
+        """The gripper part of a command (none without a gripper command; its adapter sends a waiting one)."""
+        if self._gripper is not None:
+            self._gripper.send(None if command is None else command.gripper)
 
     # ------------------------------------------------------------------------------------------------- inputs
     def _on_pose(self, msg: PoseStamped) -> None:
@@ -153,6 +169,11 @@ class ControllerNode(Node):
     def _on_joint_state(self, msg: JointState) -> None:
         self._controller.on_joint_state(list(msg.name), list(msg.position), stamp_seconds(msg.header.stamp),
                                         self._now())
+        self._on_gripper_state(msg)
+
+    def _on_gripper_state(self, msg: JointState) -> None:
+        self._controller.on_gripper_state(list(msg.name), list(msg.position), stamp_seconds(msg.header.stamp),
+                                          self._now())
 
     def _on_plan(self, msg: Plan) -> None:
         try:
