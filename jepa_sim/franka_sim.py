@@ -202,7 +202,7 @@ class FrankaSim:
         control_period: duration of one control step (``apply_action``) in seconds.
     """
 
-    def __init__(self, image_size: int = 96, seed: int = 0, control_period: float = 0.1) -> None:
+    def __init__(self, image_size: int = 128, seed: int = 0, control_period: float = 0.1) -> None:
         if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
             raise TypeError(f"image_size must be an int, got {image_size!r}")
         if not 8 <= int(image_size) <= 640:
