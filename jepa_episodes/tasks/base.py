@@ -1,5 +1,4 @@
-"""What a task is to the episode runner: the one interface tasks plug into (reach, push; grasp and pick-and-place
-next).
+"""What a task is to the episode runner: the one interface tasks plug into (reach, push, grasp, pick-and-place).
 
 Rules: a task is data and pure judgement, ROS-free and driver-free: it samples its episodes deterministically from
 a seed, says what the scene looks like at an episode's start and in each goal image (drivers make the scene and
@@ -28,10 +27,17 @@ _MODEL_KEYS = ("encoder", "predictor")
 @dataclass(frozen=True)
 class StartScene:
     """An episode's start: the arm at home, then (when given) the object at ``object_xy`` and the end effector at
-    ``ee`` (m, base frame), both at rest."""
+    ``ee`` (m, base frame), both at rest.
+
+    Franka scenes (grasp, pick_place) also give the gripper's orientation ``ee_euler`` (extrinsic x-y-z Euler
+    angles, rad), the object's yaw ``object_yaw`` (rad, about the vertical) and the target marker's ``target_xy``
+    (m); None: not part of the scene (the arm sims) or the sim's default. The gripper starts open."""
 
     ee: tuple[float, ...] | None = None
     object_xy: tuple[float, ...] | None = None
+    ee_euler: tuple[float, ...] | None = None
+    object_yaw: float | None = None
+    target_xy: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,13 @@ class GoalScene:
     ee: tuple[float, ...]
     object_xy: tuple[float, ...] | None = None
     object_moved: bool = False
+    #: Franka scenes: the gripper's orientation (extrinsic x-y-z Euler angles, rad), its closedness (0 open .. 1
+    #: closed; what the fingers measure, e.g. closed on the cube) and the object's centre (m, 3-D: a lifted
+    #: object) and yaw (rad); None: not part of the scene (the arm sims)
+    ee_euler: tuple[float, ...] | None = None
+    gripper: float | None = None
+    object_position: tuple[float, ...] | None = None
+    object_yaw: float | None = None
 
 
 class Task(ABC):
@@ -55,7 +68,7 @@ class Task(ABC):
     #: the launch file of its stack and the planner settings file it deploys with (config/)
     launch: str
     planner_config: str
-    #: the ArmSim task ("reach" or "push") of its scene
+    #: the sim task of its scene: "reach" or "push" (ArmSim), "grasp" or "pick_place" (FrankaSim)
     sim_task: str
     success_radius: float
     failure_classes: tuple[str, ...]

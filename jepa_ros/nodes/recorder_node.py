@@ -202,13 +202,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no robot, no ROS graph: record play of the built-in simulation directly (the same "
                              "topics and files as recording the sim node; off by default)")
     parser.add_argument("--task", choices=SIM_TASKS, default="reach",
-                        help="--sim: 'reach' (random moves of the arm) or 'push' (noisy scripted pushes of the puck, "
-                             "with /object_pose; table camera) (default: %(default)s)")
+                        help="--sim: 'reach' (random moves of the arm), 'push' (noisy scripted pushes of the puck, "
+                             "with /object_pose; table camera), 'grasp' or 'pick_place' (the Franka and its gripper "
+                             "from random starts, played by the noisy scripted grasp / pick-and-place policy; the "
+                             "7-D actions dx, dy, dz, droll, dpitch, dyaw, dgripper on /jepa/plan, the cube on "
+                             "/object_pose; give --steps 80 or more for a whole grasp, 160 for a pick-and-place) "
+                             "(default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=20, help="--sim: number of episodes (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=20, help="--sim: actions per episode (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="--sim: random seed (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=sim.image_size,
-                        help="--sim: camera image size in px (default: %(default)s)")
+                        help="--sim: camera image size in px; 0: 64 for reach and push, 128 for grasp and "
+                             "pick_place (default: %(default)s)")
     parser.add_argument("--max-step", type=float, nargs="+", default=None, metavar="M",
                         help="--sim: largest EE displacement per step and axis in m; several values are cycled "
                              "episode by episode, large moves and fine ones (default: "
@@ -234,7 +239,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if args.sim:
         try:
             config = SimRecordingConfig(image_size=args.image_size, chunk_size=settings.chunk_size, task=args.task,
-                                        step_mix=tuple(args.max_step or STEP_MIXES[args.task]),
+                                        step_mix=tuple(args.max_step or STEP_MIXES.get(args.task, ())),
                                         push_noise=args.push_noise, random_prob=args.random_prob)
         except RecordingError as exc:
             print(f"jepa record: {exc}", file=sys.stderr)
