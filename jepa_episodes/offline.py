@@ -6,6 +6,11 @@ state) and executes the plan's first action as one ``move_ee_by`` step, shortene
 (the task's workspace) so the end effector stays in it. Observation stamps come from an episode clock of
 ``STEP_NS`` per step that runs on across episodes, as a camera's does. A tolerance of None is the planner's
 default, as a ReachGoal with tolerance 0 is to the planner node.
+
+Franka tasks (``task.sim_task`` "grasp" or "pick_place"): the sim is a ``FrankaSim``, the predictor's states and
+actions are the 7-D V-JEPA 2-AC ones ([x, y, z, roll, pitch, yaw, gripper] and their deltas); each plan's first
+action is executed with ``apply_action`` (its xyz part shortened like the controller's box), and the observed
+scene state carries the 7-D state as ``ee`` and the cube's centre as ``object``.
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from jepa_episodes.runner import clipped, run_episodes
 from jepa_episodes.tasks.base import GoalScene, StartScene, Task
 
 STEP_NS = 100_000_000  # one control step (0.1 s) of the episode clock that stamps the observations
+#: sim tasks played on the Franka (FrankaSim), with 7-D states and actions
+FRANKA_SIM_TASKS = ("grasp", "pick_place")
 
 
 def load_models(encoder: str, predictor: str) -> tuple[torch.nn.Module, Any]:
@@ -46,6 +53,21 @@ def place_start(sim: Any, scene: StartScene) -> None:
         sim.reset(q, object_xy=scene.object_xy)
 
 
+def place_franka_start(sim: Any, scene: StartScene) -> None:
+    """Put a FrankaSim at ``scene``: the arm at rest with the EE at ``scene.ee`` / ``scene.ee_euler`` (inverse
+    kinematics from home), gripper open, the cube at rest at ``object_xy`` / ``object_yaw``, the target marker."""
+    from jepa_sim.franka_sim import DOWN_EULER
+
+    q = sim.ik(scene.ee, scene.ee_euler or DOWN_EULER, seeds=[sim.home])
+    if q is None:
+        raise ValueError(f"start ee {list(scene.ee)} {list(scene.ee_euler or DOWN_EULER)} is not reachable")
+    sim.reset(joint_positions=q, cube_xy=scene.object_xy, cube_yaw=scene.object_yaw, target_xy=scene.target_xy)
+
+
+def _yaw_quat(yaw: float | None) -> np.ndarray | None:
+    return None if yaw is None else np.array([np.cos(yaw / 2.0), 0.0, 0.0, np.sin(yaw / 2.0)])
+
+
 class OfflineDriver:
     """A ``runner.Driver`` over an in-process sim of ``task``'s scene and the MPC loop (``close`` the sim)."""
 
@@ -54,9 +76,12 @@ class OfflineDriver:
     def __init__(self, task: Task, encoder: torch.nn.Module, predictor: Any,
                  settings: PlannerSettings | None = None, ee_box: Any = "task",
                  image_size: int | None = None) -> None:
-        if predictor.config.state_dim != 3 or predictor.config.action_dim != 3:
-            raise ValueError(f"the sim needs xyz state/action predictors, got state_dim={predictor.config.state_dim}"
-                             f" action_dim={predictor.config.action_dim}")
+        self.franka = task.sim_task in FRANKA_SIM_TASKS
+        dims = 7 if self.franka else 3
+        if predictor.config.state_dim != dims or predictor.config.action_dim != dims:
+            kind = "7-D V-JEPA 2-AC" if self.franka else "xyz"
+            raise ValueError(f"the sim needs {kind} state/action predictors, got state_dim="
+                             f"{predictor.config.state_dim} action_dim={predictor.config.action_dim}")
         self.task = task
         self.models = PlannerModels(encoder, predictor)
         self.loop = MPCLoop(self.models, settings or task.planner_settings())
@@ -68,7 +93,11 @@ class OfflineDriver:
     @property
     def sim(self) -> Any:
         """The sim of the task's scene (made on first use)."""
-        if self._sim is None:
+        if self._sim is None and self.franka:
+            from jepa_sim.franka_sim import FrankaSim
+
+            self._sim = FrankaSim(image_size=self.image_size, control_period=STEP_NS * 1e-9)
+        elif self._sim is None:
             from jepa_sim.arm_sim import ArmSim
 
             self._sim = ArmSim(image_size=self.image_size, task=self.task.sim_task)
@@ -80,11 +109,16 @@ class OfflineDriver:
             return self.models.encoder(torch.from_numpy(np.ascontiguousarray(image))[None])[0].float().numpy()
 
     def start(self, scene: StartScene) -> None:
-        """``place_start`` in the sim."""
-        place_start(self.sim, scene)
+        """``place_start`` (Franka: ``place_franka_start``) in the sim."""
+        (place_franka_start if self.franka else place_start)(self.sim, scene)
 
     def goal_image(self, scene: GoalScene) -> np.ndarray:
         """The sim's render of ``scene`` (the state is not touched)."""
+        if self.franka:
+            from jepa_sim.franka_sim import DOWN_EULER
+
+            return self.sim.render_goal(scene.ee, scene.ee_euler or DOWN_EULER, scene.gripper or 0.0,
+                                        scene.object_position, _yaw_quat(scene.object_yaw))
         return self.sim.render_goal(scene.ee, scene.object_xy)
 
     def pursue(self, goal_image: np.ndarray, budget: int, tolerance: float | None,
@@ -96,7 +130,8 @@ class OfflineDriver:
         while True:
             self.now_ns += STEP_NS
             now = self.now_ns
-            observation = Observation(self.features(sim.render()), now, state=sim.ee_position(),
+            state = sim.state() if self.franka else sim.ee_position()
+            observation = Observation(self.features(sim.render()), now, state=state,
                                       state_names=models.state_names, model_id=models.model_id)
             problem = loop.inputs.offer(observation, now)
             if problem:
@@ -108,10 +143,15 @@ class OfflineDriver:
                 raise RuntimeError(f"the MPC loop did not plan: {decision.message}")
             on_plan(float(decision.energy), float(decision.result.time_ms))
             action = decision.result.actions[0].double().cpu().numpy()
-            sim.move_ee_by(clipped(sim.ee_position(), action, self.ee_box))
+            if self.franka:
+                sim.apply_action(np.r_[clipped(sim.ee_position(), action[:3], self.ee_box), action[3:]])
+            else:
+                sim.move_ee_by(clipped(sim.ee_position(), action, self.ee_box))
 
     def state(self) -> SceneState:
         sim = self.sim
+        if self.franka:
+            return SceneState(ee=tuple(sim.state().tolist()), object=tuple(sim.cube_position().tolist()))
         obj = tuple(sim.object_position().tolist()) if self.task.sim_task == "push" else None
         return SceneState(ee=tuple(sim.ee_position().tolist()), object=obj)
 

@@ -144,3 +144,31 @@ def test_the_scripted_policy_from_a_tasks_start_is_judged_a_success(sim, task):
         sim.apply_action(np.zeros(7))
     states.append(state())
     assert task.judge(episode, states, [END_REACHED]) == SUCCESS, (script.phase, states[-1])
+
+
+def test_the_offline_driver_plays_a_franka_episode_with_a_7d_model(one_torch_thread):
+    """A tiny, untrained 7-D model through the offline driver: the wiring (FrankaSim, 7-D states, apply_action,
+    the rotation held by the deployment's fixed_dims, the box), not the skill."""
+    from jepa_episodes.offline import OfflineDriver
+    from jepa_episodes.runner import run_episodes
+    from jepa_world_model import load_encoder, load_predictor
+    from jepa_world_model.presets import EE7_ACTION, EE7_STATE
+
+    encoder = load_encoder("tiny", output_layer_norm=True)
+    predictor = load_predictor("tiny", action_space=EE7_ACTION, state_space=EE7_STATE, state_update="ee_pose")
+    driver = OfflineDriver(PICK_PLACE, encoder, predictor, PICK_PLACE.planner_settings(samples=8, iterations=1,
+                                                                                       elites=2))
+    try:
+        [episode] = PICK_PLACE.sample(1, seed=0)
+        [record] = run_episodes(PICK_PLACE, driver, [episode], (2, 1, 1), PICK_PLACE.tolerances(0.0, 3))
+        assert driver.sim.image_size == encoder.config.crop_size
+    finally:
+        driver.close()
+    assert record.steps == 4 and record.goal_index == [0, 0, 1, 2] and record.outcome in PICK_PLACE.failure_classes
+    assert len(record.ee_positions[0]) == 7 and record.ee_positions[0][:3] == pytest.approx(episode.ee_start, abs=1e-3)
+    low, high = PICK_PLACE.workspace()
+    for state in record.ee_positions:
+        assert abs(abs(state[3]) - math.pi) < 0.05 and abs(state[4]) < 0.05  # still pointing down
+        assert np.all(np.asarray(state[:3]) >= low - 0.01) and np.all(np.asarray(state[:3]) <= high + 0.01)
+    with pytest.raises(ValueError, match="7-D V-JEPA 2-AC"):
+        OfflineDriver(GRASP, encoder, load_predictor("tiny"))
