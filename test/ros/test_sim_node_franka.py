@@ -126,6 +126,53 @@ def test_a_plus_x_twist_moves_the_end_effector_in_plus_x_then_it_stops(franka):
     assert np.linalg.norm(client.ee() - stopped) < 2e-3  # the twist timed out
 
 
+def _yaw(pose: PoseStamped) -> float:
+    o = pose.pose.orientation
+    return math.atan2(2.0 * (o.w * o.z + o.x * o.y), 1.0 - 2.0 * (o.y * o.y + o.z * o.z))
+
+
+def test_the_angular_part_of_a_twist_turns_the_gripper(franka):
+    client, _ = franka
+    client.reset()
+    start, yaw = client.ee(), _yaw(client.latest[topics.EE_POSE])
+    timer = client.driver.every(0.03, lambda: client.twist((0.0, 0.0, 0.0), (0.0, 0.0, 0.4)))
+    time.sleep(1.2)
+    timer.cancel()
+    time.sleep(0.5)
+    turned = math.remainder(_yaw(client.latest[topics.EE_POSE]) - yaw, 2.0 * math.pi)
+    assert abs(turned) > 0.25, turned  # about the vertical: a quaternion yaw of the flipped gripper
+    assert np.linalg.norm(client.ee() - start) < 0.01
+
+
+def test_place_object_and_place_ee_stage_a_scene(franka):
+    client, _ = franka
+    client.reset()
+    node = client.driver.node
+    place_object = node.create_publisher(PoseStamped, "/sim_node/place_object", reliable_qos())
+    place_ee = node.create_publisher(PoseStamped, "/sim_node/place_ee", reliable_qos())
+
+    def pose(x: float, y: float, z: float) -> PoseStamped:
+        msg = PoseStamped()
+        msg.header.frame_id = frames.BASE
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = x, y, z
+        msg.pose.orientation.w = 1.0
+        return msg
+
+    def cube_xy() -> np.ndarray:
+        p = client.latest[topics.OBJECT_POSE].pose.position
+        return np.array([p.x, p.y])
+
+    client.driver.wait_for_subscribers(place_ee)
+    assert wait_until(lambda: place_ee.publish(pose(0.40, 0.10, 0.25)) or
+                      np.linalg.norm(client.ee() - [0.40, 0.10, 0.25]) < 2e-3, 10.0, 0.5), client.ee()
+    client.driver.wait_for_subscribers(place_object)
+    assert wait_until(lambda: place_object.publish(pose(0.55, -0.05, 0.0)) or
+                      np.linalg.norm(cube_xy() - [0.55, -0.05]) < 2e-3, 10.0, 0.5), cube_xy()
+    time.sleep(0.3)
+    assert client.latest[topics.OBJECT_POSE].pose.position.z == pytest.approx(CUBE_HALF, abs=3e-3)
+    assert np.linalg.norm(client.ee() - [0.40, 0.10, 0.25]) < 3e-3  # held there
+
+
 def test_a_gripper_command_closes_the_fingers_and_a_nan_one_is_refused_and_counted(franka):
     client, _ = franka
     client.reset()
