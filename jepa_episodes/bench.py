@@ -68,6 +68,8 @@ BOX = 0.05  # m per control step on x, y, z (public notebook clip)
 ACTION_DIM = STATE_DIM = 3
 GOAL_NOISE = 0.5  # goal observation noise relative to the mean feature change box actions cause
 ENERGY_RTOL = 0.005  # final energies within 0.5 % of the reference's count as equal
+#: Predicted frames per action of the paper's planner: 800 samples x 10 iterations at horizon 1 (one frame each).
+PAPER_FRAMES_PER_ACTION = PAPER["samples"] * PAPER["iterations"]
 #: Our planner's early exit at the paper's setting (two iterations below 0.5 % improvement).
 PAPER_EARLY_EXIT = dict(early_stop_patience=2, early_stop_rtol=5e-3)
 
@@ -404,6 +406,8 @@ def _row(problems: Any, setting: Setting, device: str, ours: list[tuple], ref: l
     cfg, r = setting.ours, setting.reference
     ms, energy, seqs, iters = (med(col) for col in zip(*ours))
     rms, renergy, rseqs, _ = (med(col) for col in zip(*ref))
+    frames_per_sequence = cfg.horizon * getattr(problems.model, "steps", 1)
+    evaluations = seqs * frames_per_sequence
     row = {
         "setting": setting.name, "model": problems.name, "problems": problems.kind, "device": device,
         "samples": cfg.samples, "iterations": cfg.iterations, "elites": cfg.elites,
@@ -414,6 +418,8 @@ def _row(problems: Any, setting: Setting, device: str, ours: list[tuple], ref: l
         "reference_action_low": list(r.low), "reference_action_high": list(r.high),
         "lookahead_steps": getattr(problems.model, "steps", 1),
         "iterations_run": iters, "sequences_evaluated": seqs,
+        "evaluations_per_action": evaluations, "reference_evaluations_per_action": rseqs * frames_per_sequence,
+        "fewer_evaluations_than_paper": PAPER_FRAMES_PER_ACTION / evaluations,
         "ms_per_action": ms, "final_energy": energy,
         "reference_samples": r.samples, "reference_iterations": r.iterations, "reference_elites": r.elites,
         "reference_horizon": r.horizon, "reference_sequences_evaluated": rseqs,
@@ -433,7 +439,31 @@ def _row(problems: Any, setting: Setting, device: str, ours: list[tuple], ref: l
         row["peak_tflops_bf16"] = peak / 1e12
         row["mfu"] = row["tflops"] * 1e12 / peak
         row["reference_mfu"] = row["reference_tflops"] * 1e12 / peak
+    measured = measured_matmul_tflops(device)
+    row["matmul_peak_tflops"] = measured
+    row["fraction_of_matmul_peak"] = row["tflops"] / measured
+    row["reference_fraction_of_matmul_peak"] = row["reference_tflops"] / measured
     return row
+
+
+_MATMUL_PEAK: dict[tuple[str, int], float] = {}
+
+
+def measured_matmul_tflops(device: str, size: int = 1024, repeats: int = 10) -> float:
+    """The machine's measured matmul throughput in TFLOP/s (best of `repeats` square `size` matmuls, fp32 on
+    the CPU at the current thread count, bf16 on CUDA): the ceiling a dense model could reach here. Measured once
+    per device and thread count."""
+    key = (device, torch.get_num_threads())
+    if key not in _MATMUL_PEAK:
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        size = size * 8 if device == "cuda" else size
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        out = torch.empty(size, size, device=device, dtype=dtype)
+        torch.matmul(a, b, out=out)
+        best = min(_timed(lambda: torch.matmul(a, b, out=out), device)[1] for _ in range(repeats))
+        _MATMUL_PEAK[key] = 2 * size ** 3 / (best * 1e-3) / 1e12
+    return _MATMUL_PEAK[key]
 
 
 def peak_bf16_flops(device: str) -> float | None:
@@ -467,9 +497,9 @@ def machine_info(device: str) -> dict:
 def markdown_table(results: list[dict]) -> str:
     """Results as a markdown table."""
     lines = ["| setting | model | device | problems | H | ours samples x iters (run) | ref samples x iters "
-             "| rollouts ours / ref | ours ms/action | ref ms/action | speedup | ours energy | ref energy "
-             "| equal or lower | ours TFLOP/s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| rollouts ours / ref | predicted frames ours / ref (paper / ours) | ours ms/action | ref ms/action "
+             "| speedup | ours energy | ref energy | equal or lower | ours TFLOP/s (of matmul peak) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         held = "".join(f" ({name}={value:g})" for name, value in r.get("fixed_dims", {}).items())
         lines.append(
@@ -477,9 +507,12 @@ def markdown_table(results: list[dict]) -> str:
             f"| {r['samples']} x {r['iterations']} ({r['iterations_run']:g}) "
             f"| {r['reference_samples']} x {r['reference_iterations']} "
             f"| {r['sequences_evaluated']:g} / {r['reference_sequences_evaluated']:g} "
+            f"| {r['evaluations_per_action']:g} / {r['reference_evaluations_per_action']:g} "
+            f"({r['fewer_evaluations_than_paper']:.0f}x fewer than 800 x 10) "
             f"| {r['ms_per_action']:.1f} | {r['reference_ms_per_action']:.1f} | {r['speedup']:.2f}x "
             f"| {r['final_energy']:.5g} | {r['reference_final_energy']:.5g} "
-            f"| {'yes' if r['energy_equal_or_lower'] else 'NO'} | {r['tflops']:.3g} |")
+            f"| {'yes' if r['energy_equal_or_lower'] else 'NO'} "
+            f"| {r['tflops']:.3g} ({100 * r['fraction_of_matmul_peak']:.1f} % of {r['matmul_peak_tflops']:.3g}) |")
     return "\n".join(lines)
 
 

@@ -122,7 +122,7 @@ class OfflineDriver:
         return self.sim.render_goal(scene.ee, scene.object_xy)
 
     def pursue(self, goal_image: np.ndarray, budget: int, tolerance: float | None,
-               on_plan: Callable[[float, float], None]) -> str:
+               on_plan: Callable[[float, float, int], None]) -> str:
         """One ReachGoal of the MPC loop, stepping the sim until it finishes."""
         loop, models, sim = self.loop, self.models, self.sim
         loop.begin_reach([loop.goal_tensor(self.features(goal_image))], time.monotonic(), budgets=[budget],
@@ -141,7 +141,7 @@ class OfflineDriver:
                 return decision.outcome.reason
             if decision.kind != PLAN:
                 raise RuntimeError(f"the MPC loop did not plan: {decision.message}")
-            on_plan(float(decision.energy), float(decision.result.time_ms))
+            on_plan(float(decision.energy), float(decision.result.time_ms), decision.result.evaluations)
             action = decision.result.actions[0].double().cpu().numpy()
             if self.franka:
                 sim.apply_action(np.r_[clipped(sim.ee_position(), action[:3], self.ee_box), action[3:]])

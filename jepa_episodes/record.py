@@ -30,7 +30,8 @@ class SceneState:
 @dataclass
 class EpisodeRecord:
     """One episode. Per observation (the start, each plan, the end) the task's distance (m) and the positions;
-    per plan the observed energy to its goal image, the planning time and the goal image's index."""
+    per plan the observed energy to its goal image, the planning time, the predictor evaluations (frames rolled
+    out) and the goal image's index."""
 
     index: int
     task: str
@@ -46,6 +47,7 @@ class EpisodeRecord:
     object_positions: list[list[float]] = field(default_factory=list)
     energies: list[float] = field(default_factory=list)
     plan_ms: list[float] = field(default_factory=list)
+    plan_evaluations: list[int] = field(default_factory=list)
     goal_index: list[int] = field(default_factory=list)
     steps_to_reach: int | None = None  # first observation index within the success radius (0: the start)
     duration_s: float = 0.0
@@ -124,6 +126,7 @@ class EpisodeSummary:
             "median_final_distance_m": _median([r.final_distance for r in records]),
             "median_plan_ms": _median(plan_ms),
             "p90_plan_ms": float(np.percentile(plan_ms, 90)) if plan_ms else None,
+            "median_evaluations_per_plan": _median([n for r in records for n in r.plan_evaluations]),
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "python": platform.python_version()},
             "extra": self.extra,
@@ -157,7 +160,8 @@ def summary_line(summary: dict) -> str:
     return (f"{summary['task']} ({summary['driver']}): success rate {summary['success_rate']:.2f} "
             f"({summary['successes']}/{summary['episodes']}), median steps to within "
             f"{100 * summary['success_radius_m']:g} cm {rounded(summary['median_steps_to_reach'])}, median planning "
-            f"{rounded(summary['median_plan_ms'], 0, ' ms')}, median final distance "
+            f"{rounded(summary['median_plan_ms'], 0, ' ms')} ({rounded(summary.get('median_evaluations_per_plan'))} "
+            f"predicted frames), median final distance "
             f"{rounded(None if distance is None else 100 * distance, 2, ' cm')}, failures {failures}")
 
 

@@ -37,8 +37,8 @@ class Driver(Protocol):
         """The goal image of ``scene``, in whatever form ``pursue`` takes."""
 
     def pursue(self, goal_image: Any, budget: int, tolerance: float | None,
-               on_plan: Callable[[float, float], None]) -> str:
-        """One ReachGoal to its end; ``on_plan(observed energy, plan ms)`` at each plan, while the scene is as
+               on_plan: Callable[[float, float, int], None]) -> str:
+        """One ReachGoal to its end; ``on_plan(observed energy, plan ms, predictor evaluations)`` at each plan, while the scene is as
         planned from; returns how it ended (`jepa_common.outcomes`)."""
 
     def state(self) -> SceneState:
@@ -74,9 +74,10 @@ def run_episode(task: Task, driver: Driver, episode: Any, budgets: Sequence[int]
 
     observe()
     for goal, (image, budget, tolerance) in enumerate(zip(images, budgets, tolerances)):
-        def on_plan(energy: float, plan_ms: float, goal: int = goal) -> None:
+        def on_plan(energy: float, plan_ms: float, evaluations: int, goal: int = goal) -> None:
             record.energies.append(float(energy))
             record.plan_ms.append(float(plan_ms))
+            record.plan_evaluations.append(int(evaluations))
             record.goal_index.append(goal)
             observe()
             if on_step is not None:

@@ -49,7 +49,9 @@ class CEMConfig:
 
     Momentum blends new = (1-m)*elite_statistic + m*old for mean and std. `init_std` None means half the box
     width per axis. `keep_elites` best samples of one iteration join the next population without being
-    re-evaluated (None: half the elites). `noise_beta` > 0 samples noise correlated over the horizon with power
+    re-evaluated (None: half the elites). `quasi_random` draws the white noise from a scrambled Sobol sequence
+    (torch.quasirandom) mapped to Gaussians: a few samples cover the action box evenly instead of clumping, which
+    is what lets a small population find what a large random one finds. `noise_beta` > 0 samples noise correlated over the horizon with power
     spectrum 1/f^beta (0 white, 1 pink, 2 brown; needs horizon >= 4 to matter). Early exit: stop when the best
     energy improved by no more than `early_stop_rtol` (relative) for `early_stop_patience` consecutive
     iterations (0 disables); one stalled iteration alone is not enough (small populations often stall once, then
@@ -60,6 +62,8 @@ class CEMConfig:
     goal is scored there, not where it ends). `include_mean` makes
     the current sampling mean (the warm start in the first iteration) one of the evaluated samples and evaluates
     the final mean after the last iteration, so the returned plan is never worse than the distribution's mean.
+    `warm_std` scales the first iteration's std when the plan is warm-started (the previous plan shifted is
+    already a good guess: a narrower search around it needs fewer samples); 1 searches as widely as a cold start.
     `rollout_batch` caps the sequences per model call to bound memory (None: the batch the model's prepared
     context prefers, if any, else the whole population in one call).
     """
@@ -84,7 +88,9 @@ class CEMConfig:
     early_stop_rtol: float = 1e-3
     keep_elites: int | None = None
     noise_beta: float = 0.0
+    quasi_random: bool = False
     include_mean: bool = True
+    warm_std: float = 1.0
     rollout_batch: int | None = None
     return_predictions: bool = True
     constraints: ActionConstraints = field(init=False, repr=False, compare=False)
@@ -110,6 +116,8 @@ class CEMConfig:
             m = getattr(self, name)
             if not (isinstance(m, (int, float)) and 0.0 <= m < 1.0):
                 raise CEMConfigError(f"{name} must be in [0, 1), got {m!r}")
+        if not (isinstance(self.warm_std, (int, float)) and 0.0 < self.warm_std <= 1.0):
+            raise CEMConfigError(f"warm_std must be in (0, 1], got {self.warm_std!r}")
         for name in ("min_std", "early_stop_rtol", "noise_beta"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
@@ -155,6 +163,7 @@ class PlanResult:
     time_ms: float
     ok: bool = True
     reason: str = ""
+    evaluations: int = 0                  # predicted frames rolled out for this plan (sequences x frames each)
 
 
 def shift_warm_start(prev_actions: torch.Tensor, fill: str = "last") -> torch.Tensor:
@@ -206,6 +215,7 @@ class _Workspace:
     key: tuple
     constraints: ActionConstraints
     generator: torch.Generator
+    sobol: torch.quasirandom.SobolEngine | None
     samples: torch.Tensor      # (S, H, A)
     noise: torch.Tensor        # (S, H, A)
     energies: torch.Tensor     # (S,)
@@ -244,6 +254,7 @@ class CEMPlanner:
         self.energy = energy
         self.config = config
         self._ws: _Workspace | None = None
+        self._frames_rolled = 0
 
     def reset(self) -> None:
         """Drop buffers and restart the random stream from `config.seed`."""
@@ -258,6 +269,7 @@ class CEMPlanner:
         """
         t0 = time.perf_counter()
         self._check_inputs(context, state, goal, warm_start)
+        self._frames_rolled = 0
         with torch.inference_mode():
             ws = self._workspace(context)
             outcome = self._run(ws, self._bind_rollout(context, state), goal, warm_start)
@@ -303,6 +315,7 @@ class CEMPlanner:
         gen.manual_seed(cfg.seed)
         self._ws = _Workspace(
             key=key, constraints=cons, generator=gen,
+            sobol=torch.quasirandom.SobolEngine(h * a, scramble=True, seed=cfg.seed) if cfg.quasi_random else None,
             samples=torch.empty(s, h, a, **f32), noise=torch.empty(s, h, a, **f32),
             energies=torch.empty(s, **f32), elites=torch.empty(k, h, a, **f32),
             mean=torch.empty(h, a, **f32), std=torch.empty(h, a, **f32),
@@ -313,7 +326,11 @@ class CEMPlanner:
 
     def _sample_noise(self, ws: _Workspace, out: torch.Tensor) -> None:
         cfg = self.config
-        if cfg.noise_beta == 0.0 or cfg.horizon == 1:
+        if ws.sobol is not None:
+            # open interval: ndtri(0) would be -inf; the scrambled points are never exactly 0 or 1 in practice
+            uniform = ws.sobol.draw(out.shape[0]).clamp_(1e-6, 1.0 - 1e-6)
+            out.copy_(torch.special.ndtri(uniform).view(out.shape))
+        elif cfg.noise_beta == 0.0 or cfg.horizon == 1:
             torch.randn(out.shape, generator=ws.generator, out=out)
         else:
             out.copy_(coloured_noise(out.shape[0], cfg.horizon, cfg.action_dim, cfg.noise_beta,
@@ -345,6 +362,8 @@ class CEMPlanner:
         mean.copy_(ws.neutral if warm_start is None else warm_start)
         cons.apply_(mean)
         std.copy_(ws.init_std)
+        if warm_start is not None and cfg.warm_std != 1.0:
+            std.mul_(cfg.warm_std).clamp_(min=cfg.min_std)
         best = math.inf
         n_kept = 0
         stall = 0
@@ -392,6 +411,7 @@ class CEMPlanner:
         for start in range(0, n, chunk):
             part = actions[start:start + chunk]
             pred = rollout.fn(part)
+            self._frames_rolled += part.shape[0] * want[0]
             if not isinstance(pred, torch.Tensor) or tuple(pred.shape) != (part.shape[0], *want):
                 raise PlannerInputError(f"model.rollout returned shape {tuple(getattr(pred, 'shape', ()))}, "
                                         f"expected {(part.shape[0], *want)}")
@@ -427,12 +447,13 @@ class CEMPlanner:
             return PlanResult(actions=ws.neutral.clone(), energy=math.inf,
                               step_energies=torch.full((cfg.horizon,), math.inf), predictions=None,
                               iterations_run=iterations, time_ms=(time.perf_counter() - t0) * 1e3,
-                              ok=False, reason=reason)
+                              ok=False, reason=reason, evaluations=self._frames_rolled)
         with torch.inference_mode():
             step_energies = self.energy(ws.best_pred, goal).float()
         return PlanResult(actions=ws.best_actions.clone(), energy=best, step_energies=step_energies.clone(),
                           predictions=ws.best_pred.clone() if cfg.return_predictions else None,
-                          iterations_run=iterations, time_ms=(time.perf_counter() - t0) * 1e3)
+                          iterations_run=iterations, time_ms=(time.perf_counter() - t0) * 1e3,
+                          evaluations=self._frames_rolled)
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

@@ -61,7 +61,10 @@ class PerceptionSettings:
     max_image_pixels: int = setting(DEFAULT_MAX_PIXELS, "larger frames are refused from their header, before any "
                                     "decoding (this bounds the memory a frame can take)", unit="px", low=1,
                                     high=1 << 31, read_only=True)
-    torch_threads: int = setting(0, "torch CPU threads; 0 = torch's default", low=0, high=256, read_only=True)
+    torch_threads: int = setting(1, "torch CPU threads; 0 = torch's default (one per core). 1 suits the tiny "
+                                 "models on a small machine: on 2 shared cores a second thread made each frame "
+                                 "cost about 40x the CPU time (docs/RESULTS.md, 'Planning at the control rate')",
+                                 low=0, high=256, read_only=True)
 
     def __post_init__(self) -> None:
         names = list(self.state_names)

@@ -256,7 +256,7 @@ class MPCLoop:
             return None, str(exc)
         result = PlanResult(actions=actions, energy=float(energies[-1]), step_energies=energies,
                             predictions=predictions, iterations_run=0,
-                            time_ms=(time.perf_counter() - started) * 1e3)
+                            time_ms=(time.perf_counter() - started) * 1e3, evaluations=int(predictions.shape[0]))
         return result, result_problem(result)
 
     def _record(self, obs: Observation, goal: torch.Tensor, result: PlanResult, now_ns: int, wall: float) -> None:

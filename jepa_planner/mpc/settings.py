@@ -69,6 +69,10 @@ class PlannerSettings:
                                        "improvement; 0 = always run every iteration", low=0, high=10_000)
     early_stop_rtol: float = setting(_CEM["early_stop_rtol"], "relative energy improvement below which an "
                                      "iteration counts as no improvement", low=0.0, high=1.0)
+    quasi_random: bool = setting(_CEM["quasi_random"], "draw CEM samples from a scrambled Sobol sequence (even "
+                                 "coverage of the action box with few samples) instead of pseudo-random Gaussians")
+    warm_std: float = setting(_CEM["warm_std"], "sampling std of a plan warm-started from the previous one (the "
+                              "same goal), relative to init_std; 1 = as wide as a cold start", low=0.01, high=1.0)
     mode: str = setting("step", "step: plan on a frame stamped settle_time after the previous plan went out; "
                         "continuous: plan on every new frame", choices=MODES)
     plan_rate: float = setting(50.0, "how often the node looks for a usable frame", unit="Hz", low=0.1,
@@ -150,6 +154,6 @@ def cem_config(settings: PlannerSettings, action_space: Any) -> CEMConfig:
             momentum_mean=settings.momentum, momentum_std=settings.momentum, init_std=settings.init_std or None,
             l1_radius=settings.l1_radius or None, fixed_dims=parse_fixed_dims(settings.fixed_dims, names),
             seed=settings.seed, energy_mode=settings.energy_mode, early_stop_patience=settings.early_stop_patience,
-            early_stop_rtol=settings.early_stop_rtol)
+            early_stop_rtol=settings.early_stop_rtol, warm_std=settings.warm_std, quasi_random=settings.quasi_random)
     except (CEMConfigError, ActionSpaceError) as exc:
         raise PlannerSetupError(f"invalid planner settings: {exc}") from exc

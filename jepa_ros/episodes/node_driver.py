@@ -222,12 +222,13 @@ class NodeDriver:
         return image
 
     def pursue(self, goal_image: Image, budget: int, tolerance: float | None,
-               on_plan: Callable[[float, float], None]) -> str:
+               on_plan: Callable[[float, float, int], None]) -> str:
         """One ReachGoal with one goal image; feedback calls ``on_plan``; returns how it ended."""
         timeout = self.goal_timeout or 30.0 + 3.0 * budget
 
         def on_feedback(msg: Any) -> None:
-            on_plan(float(msg.feedback.energy), float(msg.feedback.planning_time_ms))
+            feedback = msg.feedback
+            on_plan(float(feedback.energy), float(feedback.planning_time_ms), int(feedback.predictor_evaluations))
 
         started = time.monotonic()
         goal = ReachGoal.Goal(goal_images=[goal_image], step_budgets=[int(budget)], tolerance=float(tolerance or 0.0))

@@ -226,7 +226,8 @@ class PlannerNode(Node):
                 result = decision.result
                 handle.publish_feedback(ReachGoal.Feedback(
                     goal_index=decision.goal_index, step=decision.step, energy=decision.energy,
-                    planning_time_ms=result.time_ms, action=result.actions[0].float().cpu().tolist()))
+                    planning_time_ms=result.time_ms, predictor_evaluations=result.evaluations,
+                    action=result.actions[0].float().cpu().tolist()))
             self._report(OK, decision.message)
         elif decision.kind == INVALID:
             self.get_logger().error(f"nothing published: {decision.message}", throttle_duration_sec=5.0)

@@ -156,6 +156,7 @@ def test_elite_reuse_skips_reevaluation_and_early_exit_stops():
     # First population, then 92 new samples + 8 kept elites per iteration, then the final mean alone.
     assert model.batch_sizes[0] == 100 and set(model.batch_sizes[1:-1]) == {92} and model.batch_sizes[-1] == 1
     assert r.iterations_run == len(model.batch_sizes) - 1 < 60
+    assert r.evaluations == sum(model.batch_sizes)  # horizon 1: one predicted frame per evaluated sequence
     assert torch.allclose(r.actions[0], torch.tensor([0.02, -0.01, 0.0]), atol=3e-3)
 
 
@@ -173,6 +174,47 @@ def test_warm_start_and_shift():
     with pytest.raises(PlannerInputError, match="fill"):
         shift_warm_start(a_star, fill="mean")
     warm.actions.add_(1.0)  # results are ordinary tensors, usable outside inference mode
+
+
+class RecordingModel(LinearLatentModel):
+    """Keeps every evaluated action sequence."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.seen: list[torch.Tensor] = []
+
+    def rollout(self, context, state, actions):
+        self.seen.append(actions.clone())
+        return super().rollout(context, state, actions)
+
+
+def test_warm_std_narrows_only_a_warm_started_search():
+    model = RecordingModel()
+    context, state, goal = _problem(model, [[0.02, -0.01, 0.0]])
+    cfg = CEMConfig(**BOX, samples=64, iterations=1, warm_std=0.1, include_mean=False)
+    warm = torch.tensor([[0.01, 0.0, 0.0]])
+    CEMPlanner(model, raw_l1_energy, cfg).plan(context, state, goal, warm_start=warm)
+    spread = (model.seen[-1][:, 0] - warm).abs().max()
+    assert 0 < spread <= 4 * 0.1 * 0.05  # within 4 sigma of a std of a tenth of init_std (half the box width)
+    CEMPlanner(model, raw_l1_energy, cfg).plan(context, state, goal)  # a cold start searches the whole box
+    assert (model.seen[-1][:, 0] - warm).abs().max() > 0.02
+    with pytest.raises(CEMConfigError, match="warm_std"):
+        CEMConfig(**BOX, warm_std=0.0)
+
+
+def test_quasi_random_samples_cover_the_box_evenly_and_find_the_optimum():
+    model = RecordingModel(axis_aligned=True)
+    a_star = [0.02, -0.03, 0.01]
+    context, state, goal = _problem(model, [a_star])
+    cfg = CEMConfig(**BOX, samples=16, iterations=8, elites=4, quasi_random=True, include_mean=False,
+                    early_stop_patience=0)
+    first = CEMPlanner(model, raw_l1_energy, cfg).plan(context, state, goal)
+    population = model.seen[1][:, 0]  # seen[0] is the goal's rollout
+    # 16 scrambled Sobol points put samples on both sides of the mean on every axis, 8 and 8 on each
+    assert ((population > 0).sum(dim=0) == 8).all()
+    assert torch.allclose(first.actions[0], torch.tensor(a_star), atol=5e-3)
+    again = CEMPlanner(model, raw_l1_energy, cfg).plan(context, state, goal)
+    assert torch.equal(first.actions, again.actions)  # deterministic for a seed
 
 
 def test_nan_energies_rank_last_and_all_nan_gives_invalid_result():

@@ -39,7 +39,7 @@ class ScriptedDriver:
         return self.sim.render_goal(scene.ee, scene.object_xy), scene
 
     def pursue(self, goal_image: Any, budget: int, tolerance: float | None,
-               on_plan: Callable[[float, float], None]) -> str:
+               on_plan: Callable[[float, float, int], None]) -> str:
         _, scene = goal_image
         self.pursued.append(scene.kind)
         if len(self.pursued) - 1 in self.faults:
@@ -49,7 +49,7 @@ class ScriptedDriver:
             error = goal - self.sim.ee_position()
             if np.linalg.norm(error) <= self.reached_m:
                 return END_REACHED
-            on_plan(float(np.linalg.norm(error)), 1.0)
+            on_plan(float(np.linalg.norm(error)), 1.0, 1)
             self.sim.move_ee_by(np.clip(error, -self.step, self.step))
         return END_REACHED if np.linalg.norm(goal - self.sim.ee_position()) <= self.reached_m else END_BUDGET
 
