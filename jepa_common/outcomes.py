@@ -43,3 +43,7 @@ WRONG_WAY = "pushed the wrong way"
 OVERSHOOT = "overshoot"
 BUDGET_SPENT = "budget spent"
 OTHER = "other"
+#: grasp and pick-and-place failure classes (with BUDGET_SPENT and OTHER)
+MISSED_GRASP = "missed grasp"
+DROPPED = "dropped"
+MISPLACED = "misplaced"

@@ -6,8 +6,8 @@ Episodes (``FrankaEpisode``, shared with the pick-and-place task): drawn from ``
 open). Goal image: one rendered scene "grasped", as a person would stage it: the cube held in the gripper, closed on
 it, ``GOAL_LIFT`` above the table over where it started. Success: at the end the cube's centre is at least
 ``LIFT_SUCCESS`` above where it started (it is still held: nothing else keeps it up). Failures
-(``classify_grasp``): "missed grasp" (the cube never rose ``LIFTED``), "dropped" (it rose and is back on the table),
-"budget spent" / "other" (held, but not high enough, by how the last ReachGoal ended).
+(``classify_grasp``): ``MISSED_GRASP`` (the cube never rose ``LIFTED``), ``DROPPED`` (it rose and is back on the table),
+``BUDGET_SPENT`` / ``OTHER`` (held, but not high enough, by how the last ReachGoal ended).
 
 Scene states for these tasks: ``SceneState.object`` is the cube's centre (m); ``SceneState.ee`` is the end
 effector's position, or the 7-D state [x, y, z, roll, pitch, yaw, gripper] when the driver measures the gripper
@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jepa_common.outcomes import BUDGET_SPENT, END_BUDGET, OTHER, SUCCESS
+from jepa_common.outcomes import BUDGET_SPENT, DROPPED, END_BUDGET, MISPLACED, MISSED_GRASP, OTHER, SUCCESS
 from jepa_episodes.record import SceneState
 from jepa_episodes.tasks.base import GoalScene, StartScene, Task
 from jepa_sim.franka_sim import (CUBE_HALF, CUBE_REGION, CUBE_YAW, DOWN_EULER, FINGER_MAX, MIN_CUBE_TARGET_DISTANCE,
@@ -38,9 +38,6 @@ GOAL_LIFT = 0.10
 HOLDING_GRIPPER = 1.0 - CUBE_HALF / FINGER_MAX
 #: m from the end-effector point (between the finger pads) down to the held cube's centre
 HELD_BELOW_EE = GRASP_HEIGHT - CUBE_HALF
-MISSED_GRASP = "missed grasp"
-DROPPED = "dropped"
-MISPLACED = "misplaced"
 FAILURES = (MISSED_GRASP, DROPPED, BUDGET_SPENT, OTHER)
 BUDGETS = {1: (60,)}
 #: the end-effector box of the Franka deployments (config/controller_franka.yaml's workspace_min / workspace_max)

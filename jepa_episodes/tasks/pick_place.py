@@ -6,9 +6,9 @@ person would stage them: "lifted" (the cube held in the closed gripper ``GOAL_LI
 "above_target" (held ``CARRY_LIFT`` above the target), "placed" (the cube resting on the target, the gripper open
 and raised ``RETREAT_ABOVE`` above it); two images are the last two, one the last. Success: the cube's centre ends
 within ``SUCCESS_RADIUS`` of the target, resting on the table and released (``released``). Failures
-(``classify_pick_place``): "missed grasp" (the cube never rose), "dropped" (it came back down away from the target:
-more than ``DROP_RADIUS`` from it), "misplaced" (put down near the target but not within ``SUCCESS_RADIUS``, or
-not let go), "budget spent" / "other" (still held in the air, by how the last ReachGoal ended).
+(``classify_pick_place``): ``MISSED_GRASP`` (the cube never rose), ``DROPPED`` (it came back down away from the target:
+more than ``DROP_RADIUS`` from it), ``MISPLACED`` (put down near the target but not within ``SUCCESS_RADIUS``, or
+not let go), ``BUDGET_SPENT`` / ``OTHER`` (still held in the air, by how the last ReachGoal ended).
 """
 from __future__ import annotations
 

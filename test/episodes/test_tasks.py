@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_tasks_by_name():
-    assert set(TASKS) == {"reach", "push"} and get_task("push") is PUSH
+    assert set(TASKS) == {"reach", "push", "grasp", "pick_place"} and get_task("push") is PUSH
     with pytest.raises(ValueError, match="reach"):
         get_task("stack")
 

@@ -30,7 +30,7 @@ def console_scripts() -> set[str]:
 
 def test_there_is_a_launch_file_per_target():
     assert {p.name for p in LAUNCH_FILES} == {"sim.launch.xml", "sim_push.launch.xml", "arm_servo.launch.xml",
-                                              "gazebo.launch.xml"}
+                                              "gazebo.launch.xml", "sim_grasp.launch.xml"}
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
