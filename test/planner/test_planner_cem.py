@@ -96,7 +96,8 @@ def test_all_steps_mode_reaches_goal_first_then_holds():
 def test_box_and_l1_ball_hold_at_the_constrained_optimum():
     model = LinearLatentModel(axis_aligned=True)
     context, state, goal = _problem(model, [[0.1, 0.05, 0.0]])
-    cfg = CEMConfig(low=[-0.1] * 3, high=[0.1] * 3, l1_radius=0.075, samples=300, iterations=20, keep_elites=5)
+    cfg = CEMConfig(low=[-0.1] * 3, high=[0.1] * 3, l1_radius=0.075, samples=300, iterations=20, elites=10,
+                    keep_elites=5)
     r = CEMPlanner(model, quadratic_energy, cfg).plan(context, state, goal)
     # Quadratic energy in an axis-aligned feature space: optimum = Euclidean projection onto the ball.
     assert torch.allclose(r.actions[0], torch.tensor([0.0625, 0.0125, 0.0]), atol=3e-3), r.actions
