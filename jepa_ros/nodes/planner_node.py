@@ -284,10 +284,15 @@ class PlannerNode(Node):
         self.get_logger().error(f"visualisation failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------------------------------------ action
-    def _on_goal_request(self, _request: ReachGoal.Goal) -> GoalResponse:
+    def _on_goal_request(self, request: ReachGoal.Goal) -> GoalResponse:
         with self._lock:
             if self._busy:
-                self.get_logger().warning("ReachGoal rejected: another goal is being executed")
+                why = "another goal is being executed"
+                try:   # say everything that is wrong with it (an accepted goal learns this from its result)
+                    check_goal_image_count(len(request.goal_images), self._mpc.settings.max_goal_images)
+                except InvalidGoalError as exc:
+                    why += f", and {exc}"
+                self.get_logger().warning(f"ReachGoal rejected: {why}")
                 return GoalResponse.REJECT
             self._busy = True
         return GoalResponse.ACCEPT

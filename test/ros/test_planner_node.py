@@ -507,6 +507,27 @@ def test_reach_goal_with_more_goal_images_than_max_goal_images_is_refused(driver
     assert time.monotonic() - start < 5.0
 
 
+def test_an_over_long_goal_is_refused_with_its_reason_while_the_running_goal_keeps_planning(feeding, planner):
+    """Issue 25: one ReachGoal with too many goal images, sent while another goal runs, must not disturb it."""
+    driver = feeding
+    running, _ = driver.send_goal(ReachGoal.Goal(goal_embeddings=[driver.embedding(driver.goal_features)],
+                                                 step_budgets=[1000], tolerance=1e-9))
+    try:
+        wait_for(lambda: driver.plans_since(time.monotonic() - 1.0), 20.0, "the running goal's plans")
+        long = driver.call(driver.reach.send_goal_async(
+            ReachGoal.Goal(goal_images=[image_msg(synthetic_image("noise"))] * 17)))
+        refused_at = time.monotonic()
+        assert not long.accepted
+        wait_for(lambda: "ReachGoal rejected: another goal is being executed, and 17 goal_images exceed "
+                         "max_goal_images (16)" in planner["main"].output(), 10.0, "the refusal's reason in the log")
+        wait_for(lambda: len(driver.plans_since(refused_at)) >= 3, 20.0, "plans of the running goal after the refusal")
+        assert running.status == GoalStatus.STATUS_EXECUTING
+    finally:
+        driver.call(running.cancel_goal_async())
+        outcome = driver.call(running.get_result_async(), timeout=20.0)
+    assert outcome.status == GoalStatus.STATUS_CANCELED
+
+
 def test_goal_requests_are_answered_while_goal_images_are_encoded(feeding):
     """Issue: goal images were encoded under the planning lock, so a second goal request waited until every image
     of the first was encoded (2.6 s for 1,000). The cap is raised here so that the encoding takes long."""
