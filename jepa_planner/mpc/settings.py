@@ -56,6 +56,12 @@ class PlannerSettings:
                                low=0.0, high=1e6)
     fixed_dims: str = setting("", "action dims held at a value: name=value pairs separated by commas (e.g. "
                               "'dz=0.0'); empty = none")
+    gripper_action: str = setting("", "action dim of the gripper (by name, e.g. 'dgripper'), snapped to 0 when its "
+                                  "magnitude is below gripper_threshold: the gripper moves only on a clear open or "
+                                  "close; empty = no snapping")
+    gripper_threshold: float = setting(_CEM["gripper_threshold"], "gripper_action values of a smaller magnitude "
+                                       "are snapped to 0 (needs gripper_action)", unit="action units", low=0.0,
+                                       high=1e6)
     seed: int = setting(_CEM["seed"], "CEM random seed (the stream restarts with every ReachGoal)", low=0,
                         high=2**31 - 1)
     energy_mode: str = setting(_CEM["energy_mode"], "CEM ranking: final = last step's energy, all = mean over "
@@ -134,6 +140,18 @@ def parse_fixed_dims(text: str, names: Sequence[str]) -> dict[int, float]:
     return fixed
 
 
+def gripper_dim(settings: PlannerSettings, names: Sequence[str]) -> int | None:
+    """The action dim of ``settings.gripper_action`` (None when empty); PlannerSetupError for an unknown name."""
+    name = settings.gripper_action.strip()
+    if not name:
+        return None
+    names = tuple(names)
+    if name not in names:
+        raise PlannerSetupError(f"gripper_action: {name!r} is not an action of the predictor's action space "
+                                f"{list(names)} (a 7-D V-JEPA 2-AC predictor has 'dgripper')")
+    return names.index(name)
+
+
 def cem_config(settings: PlannerSettings, action_space: Any) -> CEMConfig:
     """The CEM configuration for `settings` on a predictor's action space; PlannerSetupError says what is wrong."""
     names = tuple(action_space.names)
@@ -154,6 +172,7 @@ def cem_config(settings: PlannerSettings, action_space: Any) -> CEMConfig:
             momentum_mean=settings.momentum, momentum_std=settings.momentum, init_std=settings.init_std or None,
             l1_radius=settings.l1_radius or None, fixed_dims=parse_fixed_dims(settings.fixed_dims, names),
             seed=settings.seed, energy_mode=settings.energy_mode, early_stop_patience=settings.early_stop_patience,
-            early_stop_rtol=settings.early_stop_rtol, warm_std=settings.warm_std, quasi_random=settings.quasi_random)
+            early_stop_rtol=settings.early_stop_rtol, warm_std=settings.warm_std, quasi_random=settings.quasi_random,
+            gripper_dim=gripper_dim(settings, names), gripper_threshold=settings.gripper_threshold)
     except (CEMConfigError, ActionSpaceError) as exc:
         raise PlannerSetupError(f"invalid planner settings: {exc}") from exc

@@ -22,6 +22,11 @@ from jepa_episodes.tasks.push import BUDGETS as PUSH_BUDGETS
 from jepa_episodes.tasks.reach import DEFAULT_BUDGET
 
 
+#: the one line `jepa eval` / `jepa demo` print for a task without a shipped model and no --predictor
+NO_MODEL = ("no shipped Franka model yet: pass --predictor <a 7-D predictor: a `jepa train --state-kind "
+            "ee_pose_gripper` folder or an official vjepa2-ac .pt> (see docs/TRAINING.md)")
+
+
 class StackError(RuntimeError):
     """The stack could not run the episodes (the message is the one line to show, e.g. why a node exited)."""
 
@@ -31,15 +36,20 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     arguments (left out, a launch argument keeps the task's launch file's default)."""
     parser.add_argument("--task", choices=list(TASKS), default="reach",
                         help="reach: end effector to a goal image (launch/sim.launch.xml); push: puck to where the "
-                             "goal images show it (launch/sim_push.launch.xml, model push_default) "
+                             "goal images show it (launch/sim_push.launch.xml, model push_default); grasp / "
+                             "pick_place: the Franka lifts the cube / carries it onto the target "
+                             "(launch/sim_grasp.launch.xml; no model is shipped: --predictor is required) "
                              "(default: %(default)s)")
-    parser.add_argument("--goal-images", type=int, choices=(1, 2), default=2,
-                        help="push: 2 = 'behind the puck' then 'puck at the target', 1 = only the latter "
-                             "(default: %(default)s)")
+    parser.add_argument("--goal-images", type=int, choices=(1, 2, 3), default=2,
+                        help="push: 2 = 'behind the puck' then 'puck at the target', 1 = only the latter; "
+                             "pick_place: 3 = 'lifted', 'above_target', 'placed', 2 = the last two, 1 = 'placed'; "
+                             "a count the task does not make gives its first (default: %(default)s)")
     parser.add_argument("--budget", type=int, default=None,
                         help=f"control steps allowed per episode (default: {DEFAULT_BUDGET} for reach; push: "
                              f"{'+'.join(map(str, PUSH_BUDGETS[2]))} for two goal images, {PUSH_BUDGETS[1][0]} for "
-                             f"one; a given push budget is split 2:3 between two images)")
+                             f"one; a given push budget is split 2:3 between two images; grasp 60; pick_place "
+                             f"50+40+40 / 80+50 / 130 for 3 / 2 / 1 goal images, a given budget split in those "
+                             f"proportions)")
     parser.add_argument("--encoder", default=None,
                         help="encoder: 'default', preset, checkpoint dir, .pt, HF id or dir (default: the encoder "
                              "saved with --predictor; without --predictor the task's shipped model)")
@@ -141,9 +151,18 @@ def run_on_nodes(task: Task, episodes: list, budgets: tuple[int, ...], tolerance
                             **callbacks)
 
 
+def check_model(task: Task, predictor: str | None) -> str | None:
+    """The one line to refuse with when ``task`` ships no model and no predictor is named, else None."""
+    return NO_MODEL if not task.model and not predictor else None
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run `jepa eval`; 2 when the stack cannot start (the reason in one line on stderr)."""
+    """Run `jepa eval`; 2 when the stack cannot start or no model is given (the reason in one line on stderr)."""
     task = get_task(args.task)
+    problem = check_model(task, args.predictor)
+    if problem:
+        print(f"jepa eval: {problem}", file=sys.stderr)
+        return 2
     count = task.goal_count(args.goal_images)
     budgets, tolerances = task.budgets(args.budget, count), task.tolerances(args.tolerance, count)
     episodes = task.sample(args.episodes, args.seed)
@@ -160,7 +179,10 @@ def main(args: argparse.Namespace) -> int:
             from jepa_episodes.offline import run_offline
 
             torch.set_num_threads(args.threads)
-            records, settings = run_offline(task, episodes, budgets, tolerances, args.encoder, args.predictor,
+            encoder = args.encoder
+            if encoder is None and not task.model:  # no shipped model to take it from: the predictor's own
+                encoder = stack_arguments(args)["encoder"]
+            records, settings = run_offline(task, episodes, budgets, tolerances, encoder, args.predictor,
                                             json.loads(args.settings), on_episode=report)
             extra.update(planner_settings=settings, torch_threads=torch.get_num_threads())
         else:

@@ -5,9 +5,16 @@ Rules: only the stack's public interfaces are used: sim_node's ``~/reset``, ``~/
 action, and the pose topics to measure what happened (never planner inputs). A reset disarms the controller before
 the scene is touched and arms it once the scene is placed, so its plan watchdog starts afresh every episode. Topic
 and frame names come from `jepa_common.topics` / `jepa_common.frames`; outcome names from `jepa_common.outcomes`.
+
+Franka tasks (``task.sim_task`` "grasp" or "pick_place"): start scenes also place the target marker
+(``~/place_target``) and turn the cube and the gripper to their yaws (the PoseStamped orientation's yaw about the
+vertical); goal scenes with ``object_position`` send the cube's centre with its height (a lifted cube is rendered
+held in the closed gripper) and its yaw; the observed state is 7-D as the offline driver's ([x, y, z, roll, pitch,
+yaw, gripper]: /ee_pose and the finger joints of /joint_states). Reach and push send what they always sent.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Callable
@@ -19,7 +26,7 @@ from jepa_msgs.msg import Embedding, Plan
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import SetBool, Trigger
 
 from jepa_common import frames, topics
@@ -31,10 +38,14 @@ from jepa_episodes.tasks.reach import REACH
 from jepa_ros.launch_runner.stack import wait_until
 from jepa_ros.msg_validation import image_to_array
 from jepa_ros.ros_util import latched_qos, reliable_qos, sensor_qos
+from jepa_world_model.actions import pose_state
+from jepa_world_model.data.dataset import FINGER_JOINT_MARK, gripper_closedness
 
 SIM_NODE = "/sim_node"
 CONTROLLER_NODE = "/controller_node"
 PLACED_M = 0.002  # a placed object or end effector counts as there within this distance
+#: sim tasks played on the Franka (FrankaSim): 7-D states, yaws, the target marker
+FRANKA_SIM_TASKS = ("grasp", "pick_place")
 
 
 class NodeExited(RuntimeError):
@@ -57,6 +68,9 @@ class NodeDriver:
         self.node = Node("jepa_episode_driver")
         self._lock = threading.Lock()
         self.ee_position: np.ndarray | None = None
+        self.ee_euler: np.ndarray | None = None  # Franka: the gripper's extrinsic x-y-z Euler angles (rad)
+        self.gripper: float | None = None  # Franka: closedness 0 open .. 1 closed, from the finger joints
+        self.franka = task.sim_task in FRANKA_SIM_TASKS
         self.object_position: np.ndarray | None = None
         self.last_image: Image | None = None
         self.goal_image_msg: Image | None = None
@@ -74,6 +88,9 @@ class NodeDriver:
         self._goal_object = node.create_publisher(PoseStamped, f"{sim}/goal_object_pose", reliable_qos())
         self._place_object = node.create_publisher(PoseStamped, f"{sim}/place_object", reliable_qos())
         self._place_ee = node.create_publisher(PoseStamped, f"{sim}/place_ee", reliable_qos())
+        if self.franka:
+            self._place_target = node.create_publisher(PoseStamped, f"{sim}/place_target", reliable_qos())
+            node.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, reliable_qos())
         self._reset = node.create_client(Trigger, f"{sim}/reset")
         self._arm = node.create_client(SetBool, f"{controller}/arm")
         self._reach = ActionClient(node, ReachGoal, topics.REACH_GOAL_ACTION)
@@ -85,8 +102,19 @@ class NodeDriver:
     # --- subscriptions -------------------------------------------------------------------------------------
     def _on_pose(self, msg: PoseStamped) -> None:
         p = msg.pose.position
+        if self.franka:
+            q = msg.pose.orientation
+            euler = pose_state([p.x, p.y, p.z], [q.x, q.y, q.z, q.w], "ee_pose")[3:]
+            with self._lock:
+                self.ee_euler = euler
         with self._lock:
             self.ee_position = np.array([p.x, p.y, p.z])
+
+    def _on_joints(self, msg: JointState) -> None:
+        fingers = [v for name, v in zip(msg.name, msg.position) if FINGER_JOINT_MARK in name]
+        if fingers and np.all(np.isfinite(fingers)):
+            with self._lock:
+                self.gripper = float(gripper_closedness(fingers))
 
     def _on_object(self, msg: PoseStamped) -> None:
         p = msg.pose.position
@@ -115,12 +143,17 @@ class NodeDriver:
                 return float("inf")
             return float(np.linalg.norm(self.object_position[:2] - np.asarray(xy)))
 
-    def _pose(self, xyz: Any) -> PoseStamped:
+    def _pose(self, xyz: Any, yaw: float | None = None) -> PoseStamped:
+        """A base-frame pose at ``xyz``; oriented by ``yaw`` (rad, about the vertical) when given, else the
+        identity."""
         msg = PoseStamped()
         msg.header.frame_id = frames.BASE
         msg.header.stamp = self.node.get_clock().now().to_msg()
         msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in xyz)
-        msg.pose.orientation.w = 1.0
+        if yaw is None:
+            msg.pose.orientation.w = 1.0
+        else:
+            msg.pose.orientation.z, msg.pose.orientation.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
         return msg
 
     def _call(self, client: Any, request: Any, timeout: float) -> Any:
@@ -151,9 +184,13 @@ class NodeDriver:
             check(wait_until(ready(client.service_is_ready), timeout), f"service {client.srv_name} is not available")
         check(wait_until(ready(self._reach.server_is_ready), timeout),
               f"action {topics.REACH_GOAL_ACTION} is not available")
-        if self.task.sim_task == "push":
+        if self.task.sim_task != "reach":
             check(wait_until(ready(lambda: self.object_position is not None), timeout),
-                  f"no {topics.OBJECT_POSE}: is the sim running with task:=push?")
+                  f"no {topics.OBJECT_POSE}: is the sim running with task:={self.task.sim_task}?")
+        if self.franka:
+            check(wait_until(ready(lambda: self.gripper is not None and self.ee_euler is not None), timeout),
+                  f"no gripper finger joints on {topics.JOINT_STATES}: is the sim running with "
+                  f"task:={self.task.sim_task}?")
 
     def arm(self, armed: bool = True, timeout: float = 10.0) -> None:
         """Arm (or disarm) the controller, retrying while it refuses (e.g. no fresh state yet)."""
@@ -173,51 +210,70 @@ class NodeDriver:
             raise RuntimeError(f"sim reset failed: {response.message}")
         time.sleep(0.3)
 
-    def _place(self, publisher: Any, xyz: Any, placed: Callable[[], bool], what: str, timeout: float) -> None:
-        """Publish the pose ``xyz`` until ``placed()`` (the sim acted on it) or ``timeout`` s."""
+    def _place(self, publisher: Any, xyz: Any, placed: Callable[[], bool], what: str, timeout: float,
+               yaw: float | None = None) -> None:
+        """Publish the pose ``xyz`` (``yaw``: see ``_pose``) until ``placed()`` (the sim acted on it) or ``timeout``
+        s."""
         deadline = time.monotonic() + timeout
         while not placed():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the sim did not place the {what} at {[round(float(v), 4) for v in xyz]}")
-            publisher.publish(self._pose(xyz))
+            publisher.publish(self._pose(xyz, yaw))
             wait_until(placed, 0.5)
 
-    def _rendered(self, publisher: Any, xyz: Any, timeout: float) -> Image:
+    def _place_marker(self, xy: Any, timeout: float) -> None:
+        """Put the Franka scene's target marker at ``xy`` (nothing measures it: one reliable message once the
+        sim's subscription is matched)."""
+        if not wait_until(lambda: self._place_target.get_subscription_count() > 0, timeout):
+            raise TimeoutError(f"no subscriber on {self._place_target.topic_name}")
+        self._place_target.publish(self._pose([*xy, 0.0]))
+
+    def _rendered(self, publisher: Any, xyz: Any, timeout: float, yaw: float | None = None) -> Image:
         """Publish a goal pose on ``publisher`` until the sim publishes its goal image."""
         self.goal_image_msg = None
         deadline = time.monotonic() + timeout
         while self.goal_image_msg is None and time.monotonic() < deadline:
-            publisher.publish(self._pose(xyz))
+            publisher.publish(self._pose(xyz, yaw))
             wait_until(lambda: self.goal_image_msg is not None, 0.5)
         if self.goal_image_msg is None:
             raise TimeoutError("sim_node did not publish a goal image")
         return self.goal_image_msg
 
-    def request_goal_image(self, ee: Any, timeout: float = 10.0) -> Image:
-        """The sim's render of the arm with its end effector at ``ee`` (m, base frame), the object where it is."""
-        return self._rendered(self._goal_pose, ee, timeout)
+    def request_goal_image(self, ee: Any, timeout: float = 10.0, yaw: float | None = None) -> Image:
+        """The sim's render of the arm with its end effector at ``ee`` (m, base frame), the object where it is
+        (Franka: the gripper turned to ``yaw``, pointing down)."""
+        return self._rendered(self._goal_pose, ee, timeout, yaw)
 
     # --- the runner's Driver ---------------------------------------------------------------------------------
     def start(self, scene: StartScene, timeout: float = 10.0) -> None:
-        """Disarm, reset the sim, place the object and then the end effector (when given), arm again."""
+        """Disarm, reset the sim, place the target marker (Franka), the object and then the end effector (when
+        given; Franka: at their yaws), arm again."""
         self.last_goal_images = []
         self.arm(False)
         self.reset_sim()
+        if self.franka and scene.target_xy is not None:
+            self._place_marker(scene.target_xy, timeout)
         if scene.object_xy is not None:
             xy = np.asarray(scene.object_xy)
             self._place(self._place_object, [*xy, 0.0], lambda: self.object_distance(xy) <= PLACED_M, "object",
-                        timeout)
+                        timeout, yaw=scene.object_yaw if self.franka else None)
         if scene.ee is not None:
             ee = np.asarray(scene.ee)
-            self._place(self._place_ee, ee, lambda: self.distance_to(ee) <= PLACED_M, "end effector", timeout)
+            yaw = float(scene.ee_euler[2]) if self.franka and scene.ee_euler is not None else None
+            self._place(self._place_ee, ee, lambda: self.distance_to(ee) <= PLACED_M, "end effector", timeout,
+                        yaw=yaw)
         self.arm(True)
 
     def goal_image(self, scene: GoalScene, timeout: float = 10.0) -> Image:
-        """The sim's render of ``scene``: ``~/goal_object_pose`` when the object is moved, else ``~/goal_pose``."""
-        if scene.object_moved:
+        """The sim's render of ``scene``: ``~/goal_object_pose`` when the object is moved (Franka: the object's
+        centre with its height, at its yaw), else ``~/goal_pose`` (Franka: the gripper at its yaw)."""
+        franka_yaw = self.franka and scene.ee_euler is not None
+        if scene.object_moved and self.franka and scene.object_position is not None:
+            image = self._rendered(self._goal_object, scene.object_position, timeout, yaw=scene.object_yaw or 0.0)
+        elif scene.object_moved:
             image = self._rendered(self._goal_object, [*scene.object_xy, 0.0], timeout)
         else:
-            image = self.request_goal_image(scene.ee, timeout)
+            image = self.request_goal_image(scene.ee, timeout, float(scene.ee_euler[2]) if franka_yaw else None)
         self.last_goal_images.append(image)
         return image
 
@@ -251,9 +307,13 @@ class NodeDriver:
         return result_future.result().result.reason
 
     def state(self) -> SceneState:
+        """The measured scene: end-effector position (Franka: the 7-D state) and the object's centre."""
         with self._lock:
             ee = tuple(float(v) for v in self.ee_position) if self.ee_position is not None else (np.inf,) * 3
             obj = None if self.object_position is None else tuple(float(v) for v in self.object_position)
+            if self.franka:
+                euler = (np.inf,) * 3 if self.ee_euler is None else tuple(float(v) for v in self.ee_euler)
+                ee = (*ee, *euler, np.inf if self.gripper is None else self.gripper)
         return SceneState(ee=ee, object=obj)
 
     def settle(self) -> None:

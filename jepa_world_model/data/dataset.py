@@ -8,6 +8,10 @@ typestore built from the file's own schemas, so both paths give the same message
 
 Each camera frame is paired with the robot state at its stamp (linear interpolation between the state samples
 just before and after it; quaternions normalised-linearly; frames not bracketed by samples are dropped).
+State kind ``ee_pose_gripper`` is V-JEPA 2-AC's 7-D state [x, y, z, roll, pitch, yaw, gripper]: the pose from the
+PoseStamped topic and the gripper's closedness from the finger joints of the JointState topic (names containing
+``finger_joint``; each finger's opening 0 .. ``FINGER_OPENING`` m, normalised 0 open .. 1 closed as
+``jepa_sim.franka_sim.FrankaSim.gripper_state``), both interpolated at the frame's stamp.
 Episodes that are broken or unusable (no camera or state topic, NaN states, non-monotonic stamps, mixed image
 sizes, too few frames, undecodable frames, ...) are skipped with a logged reason; nothing questionable reaches
 training silently.
@@ -40,6 +44,15 @@ JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 PREFERRED_CAMERA = topics.CAMERA
 PREFERRED_STATE = {POSE_TYPE: topics.EE_POSE, JOINT_STATE_TYPE: topics.JOINT_STATES}
 BAG_SUFFIXES = (".mcap", ".db3")
+#: V-JEPA 2-AC's 7-D state: the end-effector pose (as ``ee_pose``) plus the gripper's closedness from /joint_states
+GRIPPER_KIND = "ee_pose_gripper"
+#: the state kinds the reader produces (``jepa_world_model.actions.STATE_KINDS`` and ``GRIPPER_KIND``)
+READ_STATE_KINDS = STATE_KINDS + (GRIPPER_KIND,)
+#: each finger's travel (m) of the Franka Panda hand: 0 = closed, this = fully open (FrankaSim's FINGER_MAX)
+FINGER_OPENING = 0.04
+#: JointState names of the gripper's finger joints contain this (panda_finger_joint1 / 2)
+FINGER_JOINT_MARK = "finger_joint"
+GRIPPER_NAMES = (("x", "y", "z", "roll", "pitch", "yaw", "gripper"), ("m",) * 3 + ("rad",) * 3 + ("1",))
 
 
 class EpisodeError(ValueError):
@@ -52,7 +65,9 @@ class ReadOptions:
 
     Args:
         camera_topic: image topic; None picks the only image topic (or /camera/image_raw among several).
-        state_kind: "ee_xyz", "ee_pose", "joints" or "auto" (ee_xyz when a PoseStamped topic exists, else joints).
+        state_kind: "ee_xyz", "ee_pose", "joints", "ee_pose_gripper" (the 7-D V-JEPA 2-AC state: the pose and the
+            gripper closedness from the finger joints of the JointState topic) or "auto" (ee_xyz when a
+            PoseStamped topic exists, else joints).
         state_topic: topic of the state messages; None picks by type (/ee_pose, /joint_states preferred).
         max_state_gap: a frame is dropped unless state samples within this many seconds bracket its stamp.
         min_frames: episodes with fewer usable frames are skipped.
@@ -67,8 +82,8 @@ class ReadOptions:
     image_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        if self.state_kind not in STATE_KINDS + ("auto",):
-            raise ValueError(f"ReadOptions.state_kind must be one of {STATE_KINDS + ('auto',)}, "
+        if self.state_kind not in READ_STATE_KINDS + ("auto",):
+            raise ValueError(f"ReadOptions.state_kind must be one of {READ_STATE_KINDS + ('auto',)}, "
                              f"got {self.state_kind!r}")
         if not self.max_state_gap > 0:
             raise ValueError(f"ReadOptions.max_state_gap must be > 0 s, got {self.max_state_gap}")
@@ -315,6 +330,31 @@ def _interpolate(stamps: np.ndarray, values: np.ndarray, at: np.ndarray, quatern
     return out
 
 
+def gripper_closedness(finger_openings: np.ndarray) -> np.ndarray:
+    """Gripper closedness 0 open .. 1 closed from finger openings (..., F) in m (each 0 .. ``FINGER_OPENING``):
+    1 - mean opening / ``FINGER_OPENING``, clipped to [0, 1] (FrankaSim.gripper_state)."""
+    opening = np.asarray(finger_openings, dtype=np.float64).mean(axis=-1)
+    return np.clip(1.0 - opening / FINGER_OPENING, 0.0, 1.0)
+
+
+def _finger_samples(raw: _RawBag) -> tuple[str, np.ndarray, np.ndarray]:
+    """The JointState topic with finger joints: its name, sample stamps (K,) and finger openings (K, F)."""
+    topic = _pick_topic(raw.types, (JOINT_STATE_TYPE,), PREFERRED_STATE[JOINT_STATE_TYPE], "joint state (gripper)")
+    stamps, joints, names = _state_samples(raw, topic, "joints")
+    fingers = [i for i, name in enumerate(names) if FINGER_JOINT_MARK in name]
+    if not fingers:
+        raise EpisodeError(f"state kind {GRIPPER_KIND!r} needs finger joints (names with {FINGER_JOINT_MARK!r}) in "
+                           f"{topic}; it has {list(names)}")
+    return topic, stamps, joints[:, fingers]
+
+
+def _bracketed(sample_stamps: np.ndarray, at: np.ndarray, gap_ns: float) -> np.ndarray:
+    """Which times of ``at`` have samples at or before and at or after them, each within ``gap_ns``."""
+    lo, hi = _neighbours(sample_stamps, at)
+    return ((sample_stamps[lo] <= at) & (at <= sample_stamps[hi])
+            & (at - sample_stamps[lo] <= gap_ns) & (sample_stamps[hi] - at <= gap_ns))
+
+
 def read_episode(path: str | Path, options: ReadOptions = ReadOptions()) -> Episode:
     """Read one episode (file or rosbag2 directory) and pair every frame with the state at its stamp.
 
@@ -355,19 +395,24 @@ def read_episode(path: str | Path, options: ReadOptions = ReadOptions()) -> Epis
     # A frame is usable when state samples bracket its stamp (one at or before, one at or after), each within
     # max_state_gap; it gets the state interpolated between them. No hold or extrapolation past the samples.
     gap_ns = options.max_state_gap * 1e9
-    lo, hi = _neighbours(sample_stamps, frame_stamps)
-    keep = ((sample_stamps[lo] <= frame_stamps) & (frame_stamps <= sample_stamps[hi])
-            & (frame_stamps - sample_stamps[lo] <= gap_ns) & (sample_stamps[hi] - frame_stamps <= gap_ns))
+    keep = _bracketed(sample_stamps, frame_stamps, gap_ns)
+    if kind == GRIPPER_KIND:  # the finger joints must bracket the frame as well
+        _, finger_stamps, fingers = _finger_samples(raw)
+        keep &= _bracketed(finger_stamps, frame_stamps, gap_ns)
     if not np.any(keep):
         raise EpisodeError(f"no camera frame has state samples within {options.max_state_gap} s on both sides")
     values = _interpolate(sample_stamps, samples, frame_stamps[keep], quaternion=kind != "joints")
     if kind == "joints":
         states = values
+    elif kind == GRIPPER_KIND:
+        pose = np.stack([pose_state(v[:3], v[3:], "ee_pose") for v in values])
+        openings = _interpolate(finger_stamps, fingers, frame_stamps[keep], quaternion=False)
+        states = np.concatenate([pose, gripper_closedness(openings)[:, None]], axis=1)
     else:
         states = np.stack([pose_state(v[:3], v[3:], kind) for v in values])
     if not np.all(np.isfinite(states)):
         raise EpisodeError("interpolated states contain NaN or Inf")
-    names, units = state_names(kind, joint_names)
+    names, units = GRIPPER_NAMES if kind == GRIPPER_KIND else state_names(kind, joint_names)
     if int(keep.sum()) < options.min_frames:
         raise EpisodeError(f"only {int(keep.sum())} usable frames (of {len(frames)}), fewer than "
                            f"min_frames={options.min_frames}")

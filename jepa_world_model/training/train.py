@@ -122,7 +122,10 @@ class TrainConfig:
     camera_topic: str | None = setting(ReadOptions.camera_topic, "image topic (none: the only image topic, or "
                                        "/camera/image_raw among several)")
     state_kind: str = setting(ReadOptions.state_kind, "state of the recordings (auto: ee_xyz when a PoseStamped "
-                              "topic exists, else joints)", choices=("auto", "ee_xyz", "ee_pose", "joints"))
+                              "topic exists, else joints; ee_pose_gripper: V-JEPA 2-AC's 7-D [x, y, z, roll, pitch, "
+                              "yaw, gripper], the gripper from the finger joints of /joint_states, e.g. for `jepa "
+                              "record --sim --task grasp` recordings)",
+                              choices=("auto", "ee_xyz", "ee_pose", "joints", "ee_pose_gripper"))
     state_topic: str | None = setting(ReadOptions.state_topic, "topic of the state messages (none: by type, "
                                       "/ee_pose and /joint_states preferred)")
     max_state_gap: float = setting(ReadOptions.max_state_gap, "drop frames without state samples this close on "
