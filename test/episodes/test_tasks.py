@@ -52,11 +52,11 @@ def test_budgets_tolerances_and_goal_counts():
 
 def test_planner_settings_are_the_deployments():
     push = PUSH.planner_settings()
-    assert (push.lookahead_steps, push.energy_mode, push.samples, push.elites, push.fixed_dims) == \
-        (8, "closest", 40, 5, "dz=0.0")
+    assert (push.lookahead_steps, push.energy_mode, push.samples, push.iterations, push.elites, push.quasi_random,
+            push.fixed_dims) == (8, "closest", 16, 2, 4, True, "dz=0.0")
     assert push.mode == "continuous" and PUSH.planner_settings(samples=12).samples == 12
     reach = REACH.planner_settings()
-    assert reach.mode == "continuous" and reach.lookahead_steps == 1 and reach.samples == 64
+    assert reach.mode == "continuous" and reach.lookahead_steps == 1 and reach.samples == 24
     assert REACH.launch_file.name == "sim.launch.xml" and PUSH.launch_file.name == "sim_push.launch.xml"
 
 
