@@ -62,8 +62,9 @@ class PerceptionSettings:
                                     "decoding (this bounds the memory a frame can take)", unit="px", low=1,
                                     high=1 << 31, read_only=True)
     torch_threads: int = setting(1, "torch CPU threads; 0 = torch's default (one per core). 1 suits the tiny "
-                                 "models on a small machine: on 2 shared cores a second thread made each frame "
-                                 "cost about 40x the CPU time (docs/RESULTS.md, 'Planning at the control rate')",
+                                 "models on a small machine: on 2 cores a second thread made each frame cost 4x "
+                                 "the CPU time (40x with the cores busy) and no less wall time (docs/RESULTS.md, "
+                                 "'Planning at the control rate')",
                                  low=0, high=256, read_only=True)
 
     def __post_init__(self) -> None:
