@@ -34,7 +34,8 @@ from transforms3d.euler import euler2axangle
 
 from jepa_common import frames, topics
 from jepa_common.settings import SettingsError, setting
-from jepa_control.gripper import GRIPPER_NAME, GRIPPER_UNITS, Gripper, check_delta, closedness
+from jepa_common.gripper import closedness
+from jepa_control.gripper import GRIPPER_NAME, GRIPPER_UNITS, Gripper, check_delta
 from jepa_control.safety import BoxLimit, EStop, SafetyFilter, Watchdog, braking_speed
 from jepa_control.servo_startup import SERVO_STARTUPS
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+
 #: The action name of the gripper and its allowed units (closedness is unitless).
 GRIPPER_NAME = "dgripper"
 GRIPPER_UNITS = ("1", "")
@@ -37,16 +38,6 @@ def check_delta(delta: float) -> str:
         return (f"action {GRIPPER_NAME}={delta:g} is outside [-{MAX_DELTA:g}, {MAX_DELTA:g}] (closedness lies in "
                 f"[0, 1], 1 = closed)")
     return ""
-
-
-def closedness(position: float, open_position: float, closed_position: float) -> float:
-    """A finger joint position -> closedness (0 at ``open_position``, 1 at ``closed_position``), not clipped."""
-    return (position - open_position) / (closed_position - open_position) + 0.0   # + 0.0: no -0.0
-
-
-def joint_position(value: float, open_position: float, closed_position: float) -> float:
-    """Closedness -> the finger joint position (the inverse of :func:`closedness`)."""
-    return open_position + value * (closed_position - open_position)
 
 
 class Gripper:

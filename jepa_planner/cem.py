@@ -42,10 +42,11 @@ class DynamicsModel(Protocol):
 @dataclass(frozen=True)
 class CEMConfig:
     """Planner settings. `low`/`high` are the per-axis action box and define the action dim A. The defaults are
-    the shipped planner's (`jepa_planner.mpc.PlannerSettings` takes its CEM defaults from here): 24 samples x up
-    to 3 iterations, 4 elites, horizon 1, momentum 0.1, tuned on the shipped reach model offline (`jepa eval
-    --offline`, seeds 0-3: 80/80 with 69 predicted frames per plan against 79/80 with 64 samples and 6 elites,
-    187 frames; docs/RESULTS.md, 'Planning at the control rate'). The published setting (800 x 10, top 10, momentum 0.15) is `PAPER` in
+    the shipped planner's (`jepa_planner.mpc.PlannerSettings` takes its CEM defaults from here): 20 samples x up
+    to 3 iterations, 4 elites, horizon 1, momentum 0.1, no final-mean rollout, tuned on the shipped reach model
+    offline (`jepa eval --offline`, seeds 0-3: 77/80 with 56 predicted frames per plan against 79/80 with 64
+    samples, 6 elites and the final mean, 187 frames; docs/RESULTS.md, 'Planning at the control rate'). The
+    published setting (800 x 10, top 10, momentum 0.15) is `PAPER` in
     `jepa_planner.reference`.
 
     Momentum blends new = (1-m)*elite_statistic + m*old for mean and std. `init_std` None means half the box
@@ -61,8 +62,9 @@ class CEMConfig:
     `energy_mode` "final" ranks by the last step's energy, "all" by the mean over steps, "closest" by the lowest
     energy of any predicted frame (where the sequence comes closest to the goal: a held action that passes its
     goal is scored there, not where it ends). `include_mean` makes
-    the current sampling mean (the warm start in the first iteration) one of the evaluated samples and evaluates
-    the final mean after the last iteration, so the returned plan is never worse than the distribution's mean.
+    the current sampling mean (the warm start in the first iteration) one of the evaluated samples and, with
+    `final_mean`, evaluates the final mean after the last iteration (one more model call, the price of a plan never
+    worse than the distribution's mean).
     `warm_std` scales the first iteration's std when the plan is warm-started (the previous plan shifted is
     already a good guess: a narrower search around it needs fewer samples); 1 searches as widely as a cold start.
     `rollout_batch` caps the sequences per model call to bound memory (None: the batch the model's prepared
@@ -71,7 +73,7 @@ class CEMConfig:
 
     low: Sequence[float]
     high: Sequence[float]
-    samples: int = 24
+    samples: int = 20
     iterations: int = 3
     elites: int = 4
     horizon: int = 1
@@ -91,6 +93,7 @@ class CEMConfig:
     noise_beta: float = 0.0
     quasi_random: bool = False
     include_mean: bool = True
+    final_mean: bool = False
     warm_std: float = 1.0
     rollout_batch: int | None = None
     return_predictions: bool = True
@@ -394,7 +397,7 @@ class CEMPlanner:
                 n_kept = min(cfg.keep_elites, n_finite)
             if cfg.early_stop_patience and stall >= cfg.early_stop_patience:
                 break
-        if cfg.include_mean:  # the last refit mean has not been evaluated yet
+        if cfg.include_mean and cfg.final_mean:  # the last refit mean has not been evaluated yet
             candidate = cons.apply_(mean.clone())[None]
             best = self._evaluate(ws, rollout, goal, candidate, torch.empty(1, device=mean.device), best)
         return best, it, ""

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+from jepa_common.gripper import FRANKA_FINGER_TRAVEL, closedness
 from jepa_sim.arm_sim import _as_duration, _as_vector  # (importing arm_sim also sets MUJOCO_GL)
 
 import mujoco  # noqa: E402
@@ -51,7 +52,7 @@ EULER_AXES = "sxyz"  # extrinsic x-y-z (roll about base x, then pitch about y, t
 # Kinematics of this model (measured on it): the EE point is 0.240 m from link7 along its axis, between the pads.
 EE_OFFSET = 0.2404  # m, link7 origin -> EE point
 FINGERTIP_BELOW_EE = 0.0195  # m
-FINGER_MAX = 0.04  # m, travel of each finger (opening 0..0.08 m)
+FINGER_MAX = FRANKA_FINGER_TRAVEL  # m, travel of each finger (opening 0..0.08 m)
 GRIPPER_SPEED = 0.08  # m/s per finger: a full close takes 0.5 s
 CUBE_HALF = 0.02  # m, the cube is 4 cm
 EE_MIN_HEIGHT = 0.022  # m: the servo keeps the EE at least this high (fingertips 2.5 mm above the table)
@@ -327,7 +328,7 @@ class FrankaSim:
 
     def gripper_state(self) -> float:
         """Normalised gripper closure in [0, 1]: 0 open, 1 closed (V-JEPA 2-AC convention)."""
-        return 1.0 - self.gripper_opening() / (2 * FINGER_MAX)
+        return closedness(self.gripper_opening() / 2)   # the mean finger position
 
     def state(self) -> np.ndarray:
         """The 7-D V-JEPA 2-AC state [x, y, z, roll, pitch, yaw, gripper] (``STATE_LABELS``)."""

@@ -10,7 +10,10 @@ Time rules (all judged on message stamps against the caller's clock, in seconds)
 - a frame older than ``max_frame_age`` when its turn comes is dropped (``stale``);
 - with a state source, a frame is paired with the state whose stamp is nearest to the frame's; when no state lies
   within ``max_state_gap`` of the frame (none has arrived yet, or the state stream stopped) the frame is dropped
-  (``no_state``): no embedding is ever published without its paired state.
+  (``no_state``): no embedding is ever published without its paired state;
+- a ``gripper`` state dim (V-JEPA 2-AC's 7-D state: the pose plus the gripper's closedness, 0 open .. 1 closed) is
+  a second stream, the ``gripper_joint`` of /joint_states converted by `jepa_common.gripper.closedness` and
+  clipped to [0, 1]; it is paired by the same rules, and a frame without both is dropped.
 """
 from __future__ import annotations
 
@@ -22,11 +25,14 @@ from typing import Sequence
 import numpy as np
 
 from jepa_common import topics
+from jepa_common.gripper import FRANKA_FINGER_TRAVEL, closedness
 from jepa_common.settings import SettingsError, setting
 from jepa_world_model.data.image_encoding import CROP_MODES, DEFAULT_MAX_PIXELS, prepare_image
 
 STATE_SOURCES = ("ee_pose", "joint_states", "none")
 POSE_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw", "roll", "pitch", "yaw")
+#: the state dim of the gripper's closedness (with state_source ee_pose, from gripper_joint in /joint_states)
+GRIPPER_FIELD = "gripper"
 #: Most states kept for pairing; a hostile high-rate stream cannot grow the history beyond it.
 MAX_STATE_HISTORY = 4096
 
@@ -48,9 +54,17 @@ class PerceptionSettings:
                                "sensor_msgs/Image", read_only=True)
     state_source: str = setting("ee_pose", "paired state: ee_pose (/ee_pose), joint_states (/joint_states) or none",
                                 choices=STATE_SOURCES, read_only=True)
-    state_names: tuple = setting(("x", "y", "z"), "state dims: pose fields (x y z qx qy qz qw roll pitch yaw) or "
-                                 "joint names (positions); in YAML quote them, a bare y is a boolean",
-                                 read_only=True, item_type=str)
+    state_names: tuple = setting(("x", "y", "z"), "state dims: pose fields (x y z qx qy qz qw roll pitch yaw, and "
+                                 "gripper: the closedness of gripper_joint) or joint names (positions); in YAML "
+                                 "quote them, a bare y is a boolean", read_only=True, item_type=str)
+    gripper_joint: str = setting("", "the finger joint of /joint_states whose position gives the 'gripper' state "
+                                 "dim (e.g. panda_finger_joint1); needed when state_names has gripper",
+                                 read_only=True)
+    gripper_open_position: float = setting(FRANKA_FINGER_TRAVEL, "gripper_joint position when fully open "
+                                           "(closedness 0; Franka hand: 0.04)", unit="m", low=-10.0, high=10.0,
+                                           read_only=True)
+    gripper_closed_position: float = setting(0.0, "gripper_joint position when fully closed (closedness 1)",
+                                             unit="m", low=-10.0, high=10.0, read_only=True)
     max_frame_age: float = setting(1.0, "frames whose stamp is older than this when their turn comes are dropped; "
                                    "0 disables", unit="s", low=0.0, high=3600.0, read_only=True)
     max_state_gap: float = setting(0.5, "a frame is paired with the state stamped nearest to it; with no state "
@@ -72,9 +86,29 @@ class PerceptionSettings:
         if self.state_source != "none" and (not names or "" in names):
             raise SettingsError(f"state_names={names}: name the state dims for state_source {self.state_source}")
         if self.state_source == "ee_pose":
-            unknown = [n for n in names if n not in POSE_FIELDS]
+            unknown = [n for n in names if n not in (*POSE_FIELDS, GRIPPER_FIELD)]
             if unknown:
-                raise SettingsError(f"state_names: {unknown} are not pose fields {list(POSE_FIELDS)}")
+                raise SettingsError(f"state_names: {unknown} are not pose fields {list(POSE_FIELDS)} or "
+                                    f"{GRIPPER_FIELD}")
+        if self.wants_gripper:
+            if self.state_source != "ee_pose":
+                raise SettingsError(f"state_names: {GRIPPER_FIELD} needs state_source ee_pose (with joint_states, "
+                                    "name the finger joint itself)")
+            if not self.gripper_joint:
+                raise SettingsError(f"state_names has {GRIPPER_FIELD}: set gripper_joint to the finger joint of "
+                                    f"{topics.JOINT_STATES} that measures it")
+            if self.gripper_open_position == self.gripper_closed_position:
+                raise SettingsError("gripper_open_position and gripper_closed_position must differ")
+
+    @property
+    def wants_gripper(self) -> bool:
+        """Whether the state has the gripper's closedness (a second state stream)."""
+        return GRIPPER_FIELD in self.state_names
+
+    @property
+    def pose_names(self) -> tuple[str, ...]:
+        """The state dims that come from the state source (all but the gripper)."""
+        return tuple(n for n in self.state_names if n != GRIPPER_FIELD)
 
 
 def pose_state(position: Sequence[float], quaternion_xyzw: Sequence[float], names: Sequence[str]) -> list[float]:
@@ -87,6 +121,13 @@ def pose_state(position: Sequence[float], quaternion_xyzw: Sequence[float], name
 
         values["roll"], values["pitch"], values["yaw"] = quat2euler((qw, qx, qy, qz), "sxyz")
     return [float(values[n]) for n in names]
+
+
+def gripper_state(names: Sequence[str], positions: Sequence[float], settings: PerceptionSettings) -> float:
+    """The gripper's closedness in [0, 1] from a JointState's ``gripper_joint``; ValueError when it is missing."""
+    (position,) = joint_state(names, positions, (settings.gripper_joint,))
+    value = closedness(position, settings.gripper_open_position, settings.gripper_closed_position)
+    return min(max(value, 0.0), 1.0) if math.isfinite(value) else value
 
 
 def joint_state(names: Sequence[str], positions: Sequence[float], wanted: Sequence[str]) -> list[float]:
@@ -125,16 +166,51 @@ class PairedState:
     gap: float
 
 
+class _History:
+    """One state stream's accepted (stamp, values), sorted by stamp and bounded in time and count."""
+
+    def __init__(self, keep_s: float):
+        self.keep_s = keep_s
+        self.stamps: list[float] = []
+        self.values: list[tuple[float, ...]] = []
+
+    def add(self, stamp: float, values: tuple[float, ...]) -> None:
+        i = bisect.bisect_right(self.stamps, stamp)
+        self.stamps.insert(i, stamp)
+        self.values.insert(i, values)
+        keep_from = bisect.bisect_left(self.stamps, self.stamps[-1] - self.keep_s)
+        keep_from = max(keep_from, len(self.stamps) - MAX_STATE_HISTORY)
+        if keep_from > 0:
+            del self.stamps[:keep_from], self.values[:keep_from]
+
+    def nearest(self, stamp: float, max_gap: float, what: str) -> PairedState | Refusal:
+        """The entry stamped nearest to `stamp`, or a ``no_state`` refusal when none lies within `max_gap`."""
+        if not self.stamps:
+            return Refusal("no_state", f"no state from {what} yet: frame dropped")
+        i = bisect.bisect_left(self.stamps, stamp)
+        nearest = min((j for j in (i - 1, i) if 0 <= j < len(self.stamps)), key=lambda j: abs(self.stamps[j] - stamp))
+        gap = stamp - self.stamps[nearest]
+        if abs(gap) > max_gap:
+            return Refusal("no_state", f"nearest state from {what} is {gap:.3f} s from the frame (max_state_gap "
+                                       f"{max_gap} s): frame dropped")
+        return PairedState(self.values[nearest], gap)
+
+    def silent(self, now: float, max_gap: float) -> bool:
+        return not self.stamps or now - self.stamps[-1] > max_gap
+
+
 class FrameGate:
-    """Accepts or refuses frames and states by their stamps and pairs each frame with its state.
+    """Accepts or refuses frames and states by their stamps and pairs each frame with its state (and, with a
+    ``gripper`` state dim, with its gripper closedness).
 
     Not thread-safe: the caller serialises calls. ``now`` is the caller's clock in seconds (ROS time).
     """
 
     def __init__(self, settings: PerceptionSettings):
         self.settings = settings
-        self._stamps: list[float] = []   # sorted
-        self._values: list[tuple[float, ...]] = []
+        keep_s = settings.max_frame_age + settings.max_state_gap
+        self._state = _History(keep_s)
+        self._gripper = _History(keep_s) if settings.wants_gripper else None
 
     @property
     def needs_state(self) -> bool:
@@ -149,23 +225,26 @@ class FrameGate:
                            f"{self.settings.max_future_stamp} s) refused")
         return None
 
-    def add_state(self, stamp: float, values: Sequence[float], now: float) -> Refusal | None:
-        """Keep a state for pairing; a non-finite or future-stamped one is refused (returned), never kept."""
+    def _add(self, history: _History, stamp: float, values: Sequence[float], now: float, what: str
+             ) -> Refusal | None:
         values = tuple(float(v) for v in values)
         if not all(math.isfinite(v) for v in values) or not math.isfinite(stamp):
-            return Refusal("state_nonfinite", f"state {list(values)} stamped {stamp} contains NaN/Inf; ignored")
-        refusal = self._future(stamp, now, "state")
-        if refusal is not None:
-            return refusal
-        i = bisect.bisect_right(self._stamps, stamp)
-        self._stamps.insert(i, stamp)
-        self._values.insert(i, values)
-        horizon = self.settings.max_frame_age + self.settings.max_state_gap
-        keep_from = bisect.bisect_left(self._stamps, self._stamps[-1] - horizon)
-        keep_from = max(keep_from, len(self._stamps) - MAX_STATE_HISTORY)
-        if keep_from > 0:
-            del self._stamps[:keep_from], self._values[:keep_from]
-        return None
+            return Refusal("state_nonfinite", f"{what} {list(values)} stamped {stamp} contains NaN/Inf; ignored")
+        refusal = self._future(stamp, now, what)
+        if refusal is None:
+            history.add(stamp, values)
+        return refusal
+
+    def add_state(self, stamp: float, values: Sequence[float], now: float) -> Refusal | None:
+        """Keep a state (the pose or joint dims) for pairing; a non-finite or future-stamped one is refused
+        (returned), never kept."""
+        return self._add(self._state, stamp, values, now, "state")
+
+    def add_gripper(self, stamp: float, value: float, now: float) -> Refusal | None:
+        """Keep a gripper closedness for pairing, by the same rules as :meth:`add_state`."""
+        if self._gripper is None:
+            raise ValueError(f"state_names has no {GRIPPER_FIELD}")
+        return self._add(self._gripper, stamp, (value,), now, "gripper state")
 
     def check_frame(self, stamp: float, now: float) -> Refusal | None:
         """On arrival: a frame stamped in the future is refused."""
@@ -174,27 +253,30 @@ class FrameGate:
         return self._future(stamp, now, "frame")
 
     def pair(self, stamp: float, now: float) -> PairedState | None | Refusal:
-        """When the frame's turn comes: its paired state (None without a state source), or why it is dropped."""
+        """When the frame's turn comes: its paired state in ``state_names`` order (None without a state source),
+        or why it is dropped."""
         age = now - stamp
         if self.settings.max_frame_age > 0 and age > self.settings.max_frame_age:
             return Refusal("stale", f"frame stamped {age:.3f} s ago (max_frame_age {self.settings.max_frame_age} s) "
                                     "dropped")
         if not self.needs_state:
             return None
-        if not self._stamps:
-            return Refusal("no_state", f"no state from {self.settings.state_source} yet: frame dropped")
-        i = bisect.bisect_left(self._stamps, stamp)
-        nearest = min((j for j in (i - 1, i) if 0 <= j < len(self._stamps)),
-                      key=lambda j: abs(self._stamps[j] - stamp))
-        gap = stamp - self._stamps[nearest]
-        if abs(gap) > self.settings.max_state_gap:
-            return Refusal("no_state", f"nearest state is {gap:.3f} s from the frame (max_state_gap "
-                                       f"{self.settings.max_state_gap} s): frame dropped")
-        return PairedState(self._values[nearest], gap)
+        gap_max = self.settings.max_state_gap
+        paired = self._state.nearest(stamp, gap_max, self.settings.state_source)
+        if self._gripper is None or isinstance(paired, Refusal):
+            return paired
+        gripper = self._gripper.nearest(stamp, gap_max, f"{self.settings.gripper_joint} ({GRIPPER_FIELD})")
+        if isinstance(gripper, Refusal):
+            return gripper
+        pose = iter(paired.values)
+        values = tuple(gripper.values[0] if n == GRIPPER_FIELD else next(pose) for n in self.settings.state_names)
+        return PairedState(values, max(paired.gap, gripper.gap, key=abs))
 
     def waiting_for_state(self, now: float) -> bool:
         """Whether frames would be dropped for want of a state now: none yet, or the newest is too old."""
-        return self.needs_state and (not self._stamps or now - self._stamps[-1] > self.settings.max_state_gap)
+        gap_max = self.settings.max_state_gap
+        return self.needs_state and (self._state.silent(now, gap_max) or
+                                     (self._gripper is not None and self._gripper.silent(now, gap_max)))
 
 
 class FrameEncoder:

@@ -75,6 +75,8 @@ class PlannerSettings:
                                        "improvement; 0 = always run every iteration", low=0, high=10_000)
     early_stop_rtol: float = setting(_CEM["early_stop_rtol"], "relative energy improvement below which an "
                                      "iteration counts as no improvement", low=0.0, high=1.0)
+    final_mean: bool = setting(_CEM["final_mean"], "after the last CEM iteration also roll out the refit mean (one "
+                               "more predictor call per plan; the plan is then never worse than the mean)")
     quasi_random: bool = setting(_CEM["quasi_random"], "draw CEM samples from a scrambled Sobol sequence (even "
                                  "coverage of the action box with few samples) instead of pseudo-random Gaussians")
     warm_std: float = setting(_CEM["warm_std"], "sampling std of a plan warm-started from the previous one (the "
@@ -173,6 +175,7 @@ def cem_config(settings: PlannerSettings, action_space: Any) -> CEMConfig:
             l1_radius=settings.l1_radius or None, fixed_dims=parse_fixed_dims(settings.fixed_dims, names),
             seed=settings.seed, energy_mode=settings.energy_mode, early_stop_patience=settings.early_stop_patience,
             early_stop_rtol=settings.early_stop_rtol, warm_std=settings.warm_std, quasi_random=settings.quasi_random,
-            gripper_dim=gripper_dim(settings, names), gripper_threshold=settings.gripper_threshold)
+            gripper_dim=gripper_dim(settings, names), gripper_threshold=settings.gripper_threshold,
+            final_mean=settings.final_mean)
     except (CEMConfigError, ActionSpaceError) as exc:
         raise PlannerSetupError(f"invalid planner settings: {exc}") from exc

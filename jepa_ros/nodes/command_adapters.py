@@ -32,7 +32,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from jepa_common import topics
 from jepa_common.settings import SettingsError
 from jepa_control.arm_controller import Command, ControllerSettings
-from jepa_control.gripper import joint_position
+from jepa_common.gripper import finger_position
 
 
 class TwistAdapter:
@@ -154,7 +154,7 @@ class GripperActionAdapter:
             return
         s = self._settings
         goal = self._type.Goal()
-        goal.command.position = joint_position(self._pending, s.gripper_open_position, s.gripper_closed_position)
+        goal.command.position = finger_position(self._pending, s.gripper_open_position, s.gripper_closed_position)
         goal.command.max_effort = s.gripper_max_effort
         self._client.send_goal_async(goal).add_done_callback(self._on_goal_response)
         self._sent = self._pending

@@ -34,7 +34,7 @@ from jepa_ros.ros_util import (OK, WARN, Diagnostics, declare_settings, reliable
                                stamp_seconds)
 from jepa_world_model.data.image_encoding import ImageEncodingError, compressed_to_rgb, image_to_rgb
 from jepa_world_model.perception import (FrameEncoder, FrameGate, PairedState, PerceptionSettings, Refusal,
-                                         joint_state, malformed_joint_state, pose_state)
+                                         gripper_state, joint_state, malformed_joint_state, pose_state)
 
 SETTINGS = PerceptionSettings
 WARN_WINDOW = 5.0  # seconds a bad or stale frame keeps /diagnostics at WARN
@@ -63,6 +63,8 @@ class PerceptionNode(Node):
         self.create_subscription(image_type, s.image_topic, self._on_image, sensor_qos())
         if s.state_source == "ee_pose":
             self.create_subscription(PoseStamped, topics.EE_POSE, self._on_pose, reliable_qos(5))
+            if s.wants_gripper:
+                self.create_subscription(JointState, topics.JOINT_STATES, self._on_gripper, reliable_qos(5))
         elif s.state_source == "joint_states":
             self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, reliable_qos(5))
         self._diagnostics = Diagnostics(self, "perception_node")
@@ -120,7 +122,20 @@ class PerceptionNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
         self._add_state(msg.header.stamp, pose_state((p.x, p.y, p.z), (q.x, q.y, q.z, q.w),
-                                                     self.settings.state_names))
+                                                     self.settings.pose_names))
+
+    def _on_gripper(self, msg: JointState) -> None:
+        refusal = malformed_joint_state(msg.name, msg.position)
+        if refusal is None:
+            try:
+                value = gripper_state(msg.name, msg.position, self.settings)
+            except ValueError as exc:
+                refusal = Refusal("state_mismatch", f"{exc}; message ignored")
+            else:
+                with self._lock:
+                    refusal = self._gate.add_gripper(stamp_seconds(msg.header.stamp), value, self._now())
+        if refusal is not None:
+            self._problem(refusal)
 
     def _on_joint_state(self, msg: JointState) -> None:
         refusal = malformed_joint_state(msg.name, msg.position)

@@ -10,7 +10,7 @@ Each camera frame is paired with the robot state at its stamp (linear interpolat
 just before and after it; quaternions normalised-linearly; frames not bracketed by samples are dropped).
 State kind ``ee_pose_gripper`` is V-JEPA 2-AC's 7-D state [x, y, z, roll, pitch, yaw, gripper]: the pose from the
 PoseStamped topic and the gripper's closedness from the finger joints of the JointState topic (names containing
-``finger_joint``; each finger's opening 0 .. ``FINGER_OPENING`` m, normalised 0 open .. 1 closed as
+``finger_joint``; each finger's opening 0 .. ``FRANKA_FINGER_TRAVEL`` m, normalised 0 open .. 1 closed as
 ``jepa_sim.franka_sim.FrankaSim.gripper_state``), both interpolated at the frame's stamp.
 Episodes that are broken or unusable (no camera or state topic, NaN states, non-monotonic stamps, mixed image
 sizes, too few frames, undecodable frames, ...) are skipped with a logged reason; nothing questionable reaches
@@ -32,6 +32,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
 from jepa_common import topics
+from jepa_common.gripper import closedness
 from jepa_world_model.actions import STATE_KINDS, action_names, pose_state, state_differences, state_names
 from jepa_world_model.config import ActionSpace, StateSpace
 from jepa_world_model.data.image_encoding import ImageEncodingError, compressed_to_rgb, image_to_rgb
@@ -48,8 +49,6 @@ BAG_SUFFIXES = (".mcap", ".db3")
 GRIPPER_KIND = "ee_pose_gripper"
 #: the state kinds the reader produces (``jepa_world_model.actions.STATE_KINDS`` and ``GRIPPER_KIND``)
 READ_STATE_KINDS = STATE_KINDS + (GRIPPER_KIND,)
-#: each finger's travel (m) of the Franka Panda hand: 0 = closed, this = fully open (FrankaSim's FINGER_MAX)
-FINGER_OPENING = 0.04
 #: JointState names of the gripper's finger joints contain this (panda_finger_joint1 / 2)
 FINGER_JOINT_MARK = "finger_joint"
 GRIPPER_NAMES = (("x", "y", "z", "roll", "pitch", "yaw", "gripper"), ("m",) * 3 + ("rad",) * 3 + ("1",))
@@ -331,10 +330,10 @@ def _interpolate(stamps: np.ndarray, values: np.ndarray, at: np.ndarray, quatern
 
 
 def gripper_closedness(finger_openings: np.ndarray) -> np.ndarray:
-    """Gripper closedness 0 open .. 1 closed from finger openings (..., F) in m (each 0 .. ``FINGER_OPENING``):
-    1 - mean opening / ``FINGER_OPENING``, clipped to [0, 1] (FrankaSim.gripper_state)."""
+    """Gripper closedness 0 open .. 1 closed from finger openings (..., F) in m (each 0 .. the Franka hand's
+    travel): `jepa_common.gripper.closedness` of the mean opening, clipped to [0, 1] (FrankaSim.gripper_state)."""
     opening = np.asarray(finger_openings, dtype=np.float64).mean(axis=-1)
-    return np.clip(1.0 - opening / FINGER_OPENING, 0.0, 1.0)
+    return np.clip(closedness(opening), 0.0, 1.0)
 
 
 def _finger_samples(raw: _RawBag) -> tuple[str, np.ndarray, np.ndarray]:

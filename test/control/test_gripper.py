@@ -11,7 +11,8 @@ import pytest
 
 from jepa_common.settings import SettingsError, make_settings
 from jepa_control.arm_controller import ArmController, ControllerSettings, PlanInput
-from jepa_control.gripper import Gripper, check_delta, closedness, joint_position
+from jepa_common.gripper import closedness, finger_position
+from jepa_control.gripper import Gripper, check_delta
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +43,7 @@ def feed(ctl: ArmController, now: float, gripper_closedness: float | None = 0.0)
     ctl.on_state(HOME, now, now)
     if gripper_closedness is not None and ctl.gripper is not None:
         s = ctl.settings
-        position = joint_position(gripper_closedness, s.gripper_open_position, s.gripper_closed_position)
+        position = finger_position(gripper_closedness, s.gripper_open_position, s.gripper_closed_position)
         assert ctl.on_gripper_state(["fr3_joint1", FINGER], [0.1, position], now, now)
 
 
@@ -66,7 +67,7 @@ def run(ctl: ArmController, start: float, cycles: int, measured: float | None = 
 # ------------------------------------------------------------------------------------------------ the rules
 def test_closedness_convention_one_is_closed():
     assert closedness(0.04, 0.04, 0.0) == 0.0 and closedness(0.0, 0.04, 0.0) == 1.0
-    assert joint_position(0.5, 0.04, 0.0) == pytest.approx(0.02)
+    assert finger_position(0.5, 0.04, 0.0) == pytest.approx(0.02)
 
 
 def test_a_non_finite_or_out_of_range_dgripper_has_a_reason():

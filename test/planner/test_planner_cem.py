@@ -1,4 +1,5 @@
 """CEM planner on analytic latent dynamics with known optima, bounds, determinism and failure handling."""
+import dataclasses
 import math
 import subprocess
 import sys
@@ -152,12 +153,15 @@ def test_elite_reuse_skips_reevaluation_and_early_exit_stops():
     model = LinearLatentModel()
     context, state, goal = _problem(model, [[0.02, -0.01, 0.0]])
     cfg = CEMConfig(**BOX, samples=100, iterations=60, elites=10, keep_elites=8, early_stop_patience=3,
-                    early_stop_rtol=1e-2)
+                    early_stop_rtol=1e-2, final_mean=True)
     r = CEMPlanner(model, raw_l1_energy, cfg).plan(context, state, goal)
     # First population, then 92 new samples + 8 kept elites per iteration, then the final mean alone.
     assert model.batch_sizes[0] == 100 and set(model.batch_sizes[1:-1]) == {92} and model.batch_sizes[-1] == 1
     assert r.iterations_run == len(model.batch_sizes) - 1 < 60
     assert r.evaluations == sum(model.batch_sizes)  # horizon 1: one predicted frame per evaluated sequence
+    model.batch_sizes.clear()   # without the final mean: the last call is a full population
+    CEMPlanner(model, raw_l1_energy, dataclasses.replace(cfg, final_mean=False)).plan(context, state, goal)
+    assert model.batch_sizes[-1] == 92
     assert torch.allclose(r.actions[0], torch.tensor([0.02, -0.01, 0.0]), atol=3e-3)
 
 
@@ -290,7 +294,8 @@ def test_reference_cem_solves_the_same_problem():
 def test_chunked_rollouts_give_the_same_plan():
     model = LinearLatentModel()
     context, state, goal = _problem(model, [[0.02, -0.03, 0.01]])
-    kw = dict(**BOX, samples=100, iterations=3, keep_elites=4, early_stop_patience=0, seed=3)
+    kw = dict(**BOX, samples=100, iterations=3, keep_elites=4, early_stop_patience=0, seed=3,
+              final_mean=True)
     whole = CEMPlanner(model, raw_l1_energy, CEMConfig(**kw, rollout_batch=100)).plan(context, state, goal)
     assert model.batch_sizes == [100, 96, 96, 1]
     model.batch_sizes.clear()
@@ -329,7 +334,7 @@ def test_prepared_context_is_used_once_per_plan_with_the_preferred_batch():
     planner = CEMPlanner(prepared, raw_l1_energy, cfg)
     r = planner.plan(context, state, goal)
     assert prepared.prepared == 1
-    assert prepared.batch_sizes == [40, 40, 20, 40, 40, 16, 40, 40, 16, 1]
+    assert prepared.batch_sizes == [40, 40, 20, 40, 40, 16, 40, 40, 16]
     assert torch.equal(r.actions, expected.actions) and r.energy == expected.energy
     planner.plan(context, state, goal)
     assert prepared.prepared == 2
@@ -337,7 +342,7 @@ def test_prepared_context_is_used_once_per_plan_with_the_preferred_batch():
     prepared.batch_sizes.clear()
     CEMPlanner(prepared, raw_l1_energy, CEMConfig(**BOX, samples=100, iterations=1, rollout_batch=60)).plan(
         context, state, goal)
-    assert prepared.batch_sizes == [60, 40, 1]
+    assert prepared.batch_sizes == [60, 40]
 
 
 def test_importing_the_package_does_not_import_torch():

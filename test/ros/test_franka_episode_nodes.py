@@ -4,12 +4,8 @@ saved for the test, every node its own OS process, over DDS. What is checked is 
 (start scene with yaws and target, goal scene with the cube raised, 7-D plans, gripper commands, a judged
 record), not the skill: the model has never seen data.
 
-A gap of issue 23 outside the node driver: perception_node pairs each frame with a state from /ee_pose's pose
-fields only (``state_names``), so it cannot give the 7-D state's gripper, and the planner refuses its embeddings
-("Embedding.state_names ['x', 'y', 'z'] differ from the predictor's state space"). The episode test relays the
-perception node's embeddings with the 7-D state the driver measures (/ee_pose and the finger joints) filled in, as
-a perception node with a gripper state would publish them; the first test pins the refusal, so that it fails (and
-the relay can go) once perception_node gives the gripper."""
+The perception node gives the 7-D state (config/perception_franka.yaml: the pose from /ee_pose plus the gripper's
+closedness from panda_finger_joint1), so the planner takes its embeddings as they come."""
 from __future__ import annotations
 
 import math
@@ -109,31 +105,13 @@ def test_start_scene_and_goal_scene_with_the_cube_raised_over_ros(stack, episode
     assert not running.dead()
 
 
-def test_perception_node_gives_no_gripper_state_so_the_planner_refuses_its_embeddings(stack, episode):
-    running, client = stack
-    record = run_episode(GRASP, client, episode, GRASP.budgets(3, 1), GRASP.tolerances(0.0, 1))
-    assert record.reason.startswith("stale input") and record.steps == 0  # judged all the same
-    assert record.outcome in (SUCCESS, *GRASP.failure_classes), record.outcome
-    assert "Embedding.state_names ['x', 'y', 'z'] differ from the predictor's state space" in running.log_tail(
-        "planner_node", 200)
-
-
 def test_one_grasp_episode_through_the_nodes_plans_7d_actions_and_commands_the_gripper(stack, episode):
     running, client = stack
     commands: list[float] = []
     client.node.create_subscription(Float64, topics.GRIPPER_COMMAND, lambda msg: commands.append(msg.data),
                                     sensor_qos())
-    relay = client.node.create_publisher(Embedding, topics.EMBEDDING, reliable_qos(5))
-
-    def with_gripper_state(msg: Embedding) -> None:
-        if tuple(msg.state_names) == STATE_NAMES:
-            return  # our own
-        state = client.state().ee
-        if len(state) == 7 and np.all(np.isfinite(state)):
-            msg.state_names, msg.state = list(STATE_NAMES), [float(v) for v in state]
-            relay.publish(msg)
-
-    client.node.create_subscription(Embedding, topics.EMBEDDING, with_gripper_state, reliable_qos(5))
+    embeddings: list[Embedding] = []
+    client.node.create_subscription(Embedding, topics.EMBEDDING, embeddings.append, reliable_qos(5))
     client.plans.clear()
     record = run_episode(GRASP, client, episode, GRASP.budgets(3, 1), GRASP.tolerances(0.0, 1))
     assert not running.dead(), running.log_tail(running.dead()[0])
@@ -144,5 +122,6 @@ def test_one_grasp_episode_through_the_nodes_plans_7d_actions_and_commands_the_g
     assert all(np.isfinite(record.energies)) and all(ms > 0 for ms in record.plan_ms)
     assert client.plans and all(tuple(p.action_names) == ACTION_NAMES and len(p.actions) == 7 * p.horizon
                                 for p in client.plans)
+    assert embeddings and all(tuple(e.state_names) == STATE_NAMES and 0.0 <= e.state[6] <= 1.0 for e in embeddings)
     assert wait_until(lambda: len(commands) > 0, 3.0), "no gripper command from the controller"
     assert all(0.0 <= c <= 1.0 for c in commands)

@@ -18,7 +18,7 @@ from std_msgs.msg import Float64
 
 from jepa_common import topics
 from jepa_control.arm_controller import ControllerSettings
-from jepa_control.gripper import joint_position
+from jepa_common.gripper import finger_position
 from jepa_ros.ros_util import reliable_qos
 from test.support.fixtures.gripper_action_server import RECEIVED_QOS
 from test.support.fixtures.moveit_stub import build_control_msgs_stub, stub_env
@@ -45,7 +45,7 @@ class GripperBench(ControllerBench):
         self.gripper = self.driver.collect(Float64, gripper_topic, reliable_qos(200))
         finger = self.driver.publisher(JointState, topics.JOINT_STATES, reliable_qos(5))
         self.finger_timer = self.driver.every(0.02, lambda: finger.publish(JointState(
-            header=self._header(), name=[FINGER], position=[joint_position(self.measured, OPEN, CLOSED)])))
+            header=self._header(), name=[FINGER], position=[finger_position(self.measured, OPEN, CLOSED)])))
         assert wait_status(self.diagnostics, CONTROLLER_STATUS,
                            lambda lv, msg, v: v.get("gripper_measured") not in (None, "none")), self.report()
 
@@ -172,7 +172,7 @@ def test_the_gripper_action_reaches_a_gripper_command_server(control_msgs_prefix
         received = bench.driver.collect(Float64, f"{topics.GRIPPER_ACTION}/received", RECEIVED_QOS)
         bench.arm()
         bench.plan7(0.5)
-        goal = joint_position(0.5, OPEN, CLOSED)
+        goal = finger_position(0.5, OPEN, CLOSED)
         assert wait_until(lambda: any(abs(m.data - goal) < 1e-9 for m in received.messages), 20.0), \
             (bench.report(), server.output())
         positions = [m.data for m in received.messages]   # closing: from open (0.04 m) toward closed (0 m)

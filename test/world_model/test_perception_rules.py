@@ -9,8 +9,8 @@ import torch
 
 from jepa_world_model.errors import ConfigError
 from jepa_world_model.perception import (MAX_STATE_HISTORY, FrameEncoder, FrameGate, PairedState,
-                                         PerceptionSettings, Refusal, joint_state, malformed_joint_state,
-                                         pose_state)
+                                         PerceptionSettings, Refusal, gripper_state, joint_state,
+                                         malformed_joint_state, pose_state)
 from jepa_common.settings import SettingsError, make_settings
 
 NOW = 1_700_000_000.0
@@ -72,9 +72,44 @@ def test_state_history_is_bounded():
     g = gate(max_frame_age=1.0, max_state_gap=0.5)
     for k in range(3 * MAX_STATE_HISTORY):  # 10 kHz: the count bound applies before the time window
         g.add_state(NOW + 1e-4 * k, [float(k)], NOW + 2.0)
-    assert len(g._stamps) == MAX_STATE_HISTORY
+    assert len(g._state.stamps) == MAX_STATE_HISTORY
     g.add_state(NOW + 100.0, [0.0], NOW + 100.0)  # states older than max_frame_age + max_state_gap are pruned
-    assert len(g._stamps) == 1
+    assert len(g._state.stamps) == 1
+
+
+GRIPPER = dict(state_names=("x", "y", "z", "roll", "pitch", "yaw", "gripper"), gripper_joint="panda_finger_joint1")
+
+
+def test_a_gripper_dim_pairs_each_frame_with_the_pose_and_the_gripper_closedness():
+    """V-JEPA 2-AC's 7-D state: the pose from /ee_pose, the gripper from its finger joint in /joint_states."""
+    settings = make_settings(PerceptionSettings, GRIPPER)
+    assert settings.pose_names == ("x", "y", "z", "roll", "pitch", "yaw")
+    g = FrameGate(settings)
+    assert g.add_state(NOW, [0.4, 0.0, 0.2, 3.14, 0.0, 0.1], NOW) is None
+    assert g.pair(NOW, NOW).kind == "no_state" and g.waiting_for_state(NOW)   # no gripper yet: dropped
+    names, positions = ["panda_joint1", "panda_finger_joint1"], [0.3, 0.01]
+    assert g.add_gripper(NOW + 0.01, gripper_state(names, positions, settings), NOW) is None
+    assert g.pair(NOW, NOW).values == pytest.approx((0.4, 0.0, 0.2, 3.14, 0.0, 0.1, 0.75))
+    assert not g.waiting_for_state(NOW)
+    # one hostile message each: NaN closedness, a finger position beyond the open one, a missing joint
+    assert g.add_gripper(NOW, gripper_state(names, [0.3, float("nan")], settings), NOW).kind == "state_nonfinite"
+    assert gripper_state(names, [0.3, 0.09], settings) == 0.0 and gripper_state(names, [0.3, -1.0], settings) == 1.0
+    with pytest.raises(ValueError, match="panda_finger_joint1"):
+        gripper_state(["panda_joint1"], [0.3], settings)
+    # the gripper stream stops: frames are dropped again once it is older than max_state_gap
+    g.add_state(NOW + 1.0, [0.4, 0.0, 0.2, 3.14, 0.0, 0.1], NOW + 1.0)
+    assert g.pair(NOW + 1.0, NOW + 1.0).kind == "no_state" and g.waiting_for_state(NOW + 1.0)
+
+
+def test_a_gripper_dim_needs_its_joint_and_a_pose():
+    with pytest.raises(SettingsError, match="gripper_joint"):
+        make_settings(PerceptionSettings, {**GRIPPER, "gripper_joint": ""})
+    with pytest.raises(SettingsError, match="state_source ee_pose"):
+        make_settings(PerceptionSettings, {**GRIPPER, "state_source": "joint_states"})
+    with pytest.raises(SettingsError, match="must differ"):
+        make_settings(PerceptionSettings, {**GRIPPER, "gripper_closed_position": 0.04})
+    with pytest.raises(ValueError, match="no gripper"):
+        gate().add_gripper(NOW, 0.5, NOW)
 
 
 def test_stale_frames_are_dropped_and_no_state_source_means_no_state():
