@@ -36,7 +36,7 @@ Rows, per model (sharing the reference runs):
   actions is shared, and each chunk of samples is scored while its predictions are still in cache). The
   reference calls the model's plain `rollout` once per iteration, as the published procedure does; whatever
   makes that rollout faster (e.g. cache-sized chunks on the CPU) speeds both planners alike.
-- "project-default": the shipped planner's setting (20 samples x up to 3 iterations: the `CEMConfig` defaults,
+- "project-default": the shipped planner's setting (16 samples x up to 3 iterations: the `CEMConfig` defaults,
   which `PlannerSettings` and config/planner*.yaml use; for the trained models exactly the deployed planner's
   configuration) against the reference at the paper's setting.
 

@@ -42,9 +42,9 @@ class DynamicsModel(Protocol):
 @dataclass(frozen=True)
 class CEMConfig:
     """Planner settings. `low`/`high` are the per-axis action box and define the action dim A. The defaults are
-    the shipped planner's (`jepa_planner.mpc.PlannerSettings` takes its CEM defaults from here): 20 samples x up
+    the shipped planner's (`jepa_planner.mpc.PlannerSettings` takes its CEM defaults from here): 16 samples x up
     to 3 iterations, 4 elites, horizon 1, momentum 0.1, no final-mean rollout, tuned on the shipped reach model
-    offline (`jepa eval --offline`, seeds 0-3: 77/80 with 56 predicted frames per plan against 79/80 with 64
+    offline (`jepa eval --offline`, seeds 0-3: 77/80 with 44 predicted frames per plan against 79/80 with 64
     samples, 6 elites and the final mean, 187 frames; docs/RESULTS.md, 'Planning at the control rate'). The
     published setting (800 x 10, top 10, momentum 0.15) is `PAPER` in
     `jepa_planner.reference`.
@@ -73,7 +73,7 @@ class CEMConfig:
 
     low: Sequence[float]
     high: Sequence[float]
-    samples: int = 20
+    samples: int = 16
     iterations: int = 3
     elites: int = 4
     horizon: int = 1

@@ -56,7 +56,7 @@ def test_planner_settings_are_the_deployments():
             push.fixed_dims) == (8, "closest", 16, 2, 4, True, "dz=0.0")
     assert push.mode == "continuous" and PUSH.planner_settings(samples=12).samples == 12
     reach = REACH.planner_settings()
-    assert reach.mode == "continuous" and reach.lookahead_steps == 1 and reach.samples == 20
+    assert reach.mode == "continuous" and reach.lookahead_steps == 1 and reach.samples == 16
     assert REACH.launch_file.name == "sim.launch.xml" and PUSH.launch_file.name == "sim_push.launch.xml"
 
 

@@ -65,7 +65,7 @@ def test_cem_defaults_have_one_source():
     space = load_predictor("tiny").action_space
     assert cem_config(PlannerSettings(), space) == CEMConfig(low=space.low, high=space.high)
     defaults = PlannerSettings()
-    assert (defaults.samples, defaults.iterations, defaults.elites, defaults.horizon) == (20, 3, 4, 1)
+    assert (defaults.samples, defaults.iterations, defaults.elites, defaults.horizon) == (16, 3, 4, 1)
     assert (defaults.momentum, defaults.early_stop_patience, defaults.device) == (0.1, 2, "auto")
 
 
