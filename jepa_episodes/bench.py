@@ -508,7 +508,7 @@ def markdown_table(results: list[dict]) -> str:
             f"| {r['reference_samples']} x {r['reference_iterations']} "
             f"| {r['sequences_evaluated']:g} / {r['reference_sequences_evaluated']:g} "
             f"| {r['evaluations_per_action']:g} / {r['reference_evaluations_per_action']:g} "
-            f"({r['fewer_evaluations_than_paper']:.0f}x fewer than 800 x 10) "
+            f"({r['fewer_evaluations_than_paper']:.3g}x fewer than 800 x 10) "
             f"| {r['ms_per_action']:.1f} | {r['reference_ms_per_action']:.1f} | {r['speedup']:.2f}x "
             f"| {r['final_energy']:.5g} | {r['reference_final_energy']:.5g} "
             f"| {'yes' if r['energy_equal_or_lower'] else 'NO'} "
