@@ -38,12 +38,12 @@ ROBOT_POSITION = [0.31, -0.05, 0.22]
 class Camera:
     """A perception node process and the test side (image publisher, embedding/diagnostics collectors)."""
 
-    def __init__(self, image_type=Image, **params):
+    def __init__(self, image_type=Image, params_file: str = "perception.yaml", **params):
         self.driver = Driver()
         self.embeddings = self.driver.collect(Embedding, topics.EMBEDDING, reliable_qos(100))
         self.diagnostics = self.driver.collect(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos(50))
         self.process = NodeProcess.module("jepa_ros.nodes.perception_node",
-                                          ros_args("perception.yaml", torch_threads=1, **params))
+                                          ros_args(params_file, torch_threads=1, **params))
         self.images = self.driver.publisher(image_type, topics.CAMERA, sensor_qos())
         self.robot: Robot | None = None
         assert wait_until(lambda: self.images.get_subscription_count() > 0 or not self.process.alive(), 60.0)
@@ -369,5 +369,39 @@ def test_joint_state_with_more_names_than_positions_is_refused_and_counted(camer
         np.testing.assert_allclose(embedding.state, HOME_Q)
         assert not any(9.0 in m.state for m in c.embeddings.messages)
         assert c.process.alive() and "Traceback" not in c.process.output()
+    finally:
+        c.close()
+
+
+def test_gripper_state_pairs_the_finger_closedness_and_a_nan_finger_is_refused(camera):
+    # V-JEPA 2-AC's 7-D state: the pose plus the closedness of gripper_joint from /joint_states. One JointState
+    # whose finger position is NaN is refused and counted; the embeddings keep the last good closedness.
+    camera.close()  # one perception node at a time on a small machine
+    c = Camera(params_file="perception_franka.yaml")   # x y z roll pitch yaw gripper, panda_finger_joint1
+    try:
+        c.start_robot()
+        fingers = c.driver.publisher(JointState, topics.JOINT_STATES, reliable_qos(5))
+        finger = {"position": 0.01}   # closedness 1 - 0.01 / 0.04 = 0.75
+
+        def publish_fingers() -> None:
+            msg = JointState(name=["panda_joint1", "panda_finger_joint1"], position=[0.0, finger["position"]])
+            msg.header.stamp = c.driver.stamp()
+            fingers.publish(msg)
+
+        timer = c.driver.every(0.02, publish_fingers)
+        embedding = c.encode_one(rgb8_image(64, 64, seed=6))
+        assert list(embedding.state_names) == ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
+        np.testing.assert_allclose(np.array(embedding.state)[[0, 1, 2, 6]], [*ROBOT_POSITION, 0.75], atol=1e-6)
+        c.driver.node.destroy_timer(timer)
+        finger["position"] = float("nan")
+        publish_fingers()                              # the hostile message
+        assert wait_until(lambda: c.count("state_nonfinite") >= 1, 10.0), c.values()
+        finger["position"] = 0.01
+        timer = c.driver.every(0.02, publish_fingers)
+        after = c.encode_one(rgb8_image(64, 64, seed=7))
+        np.testing.assert_allclose(np.array(after.state)[[0, 1, 2, 6]], [*ROBOT_POSITION, 0.75], atol=1e-6)
+        assert all(np.isfinite(m.state).all() for m in c.embeddings.messages)
+        assert c.process.alive() and "Traceback" not in c.process.output()
+        c.driver.node.destroy_timer(timer)
     finally:
         c.close()
