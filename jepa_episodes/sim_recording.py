@@ -95,6 +95,34 @@ def _random_delta(rng: np.random.Generator, position: np.ndarray, low: np.ndarra
     return delta
 
 
+def _episode_writer(out_dir: Path, episode: int, config: SimRecordingConfig, extra_topics: tuple[tuple[str, str], ...]
+                    ) -> tuple[Path, int, EpisodeWriter]:
+    """The file of ``episode`` (``episode_NNNN.mcap``), its start stamp (ns) and a writer with the camera, pose,
+    joint and twist topics (then ``extra_topics``: (topic, type) pairs) added."""
+    path = out_dir / f"episode_{episode:04d}.mcap"
+    writer = EpisodeWriter(path, chunk_size=config.chunk_size)
+    writer.add_topic(topics.CAMERA, IMAGE_TYPE, "sensor_data")
+    for topic, kind in ((topics.EE_POSE, POSE_TYPE), (topics.JOINT_STATES, JOINT_STATE_TYPE), *extra_topics):
+        writer.add_topic(topic, kind)
+    return path, config.start_time_ns + episode * 3600 * 1_000_000_000, writer
+
+
+def _write_observation(writer: EpisodeWriter, stamp: int, sim: ArmSim | FrankaSim, joint_positions: np.ndarray,
+                       object_pose: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """One frame's camera image, end-effector pose and joint states (and the object's pose when given); returns
+    the end-effector position."""
+    position, quat_wxyz = sim.ee_pose()
+    writer.write(topics.CAMERA, make_message(IMAGE_TYPE, stamp, frames.SIM_CAMERA_OPTICAL, rgb=sim.render()), stamp)
+    writer.write(topics.EE_POSE, make_message(POSE_TYPE, stamp, frames.BASE, position=position,
+                                             orientation=np.roll(quat_wxyz, -1)), stamp)
+    writer.write(topics.JOINT_STATES, make_message(JOINT_STATE_TYPE, stamp, names=sim.joint_names,
+                                                  positions=joint_positions), stamp)
+    if object_pose is not None:
+        writer.write(topics.OBJECT_POSE, make_message(POSE_TYPE, stamp, frames.BASE, position=object_pose[0],
+                                                     orientation=np.roll(object_pose[1], -1)), stamp)
+    return position
+
+
 def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: int = 0,
                         config: SimRecordingConfig = SimRecordingConfig()) -> list[Path]:
     """Record ``episodes`` episodes of ``steps`` actions each from the built-in MuJoCo arm (``config.task``).
@@ -123,29 +151,13 @@ def record_sim_episodes(out_dir: str | Path, episodes: int, steps: int, seed: in
                 pusher = ScriptedPusher(task, rng, config.step(episode), config.push_noise, config.random_prob)
             else:
                 sim.reset(sim.ik(sim.sample_target(rng)))
-            path = out_dir / f"episode_{episode:04d}.mcap"
-            t0 = config.start_time_ns + episode * 3600 * 1_000_000_000
-            with EpisodeWriter(path, chunk_size=config.chunk_size) as writer:
-                writer.add_topic(topics.CAMERA, IMAGE_TYPE, "sensor_data")
-                writer.add_topic(topics.EE_POSE, POSE_TYPE)
-                writer.add_topic(topics.JOINT_STATES, JOINT_STATE_TYPE)
-                writer.add_topic(topics.SERVO_TWIST, TWIST_TYPE)
-                if push:
-                    writer.add_topic(topics.OBJECT_POSE, POSE_TYPE)
+            extra = ((topics.SERVO_TWIST, TWIST_TYPE),) + (((topics.OBJECT_POSE, POSE_TYPE),) if push else ())
+            path, t0, writer = _episode_writer(out_dir, episode, config, extra)
+            with writer:
                 for k in range(steps + 1):
                     stamp = t0 + k * period_ns
-                    position, quat_wxyz = sim.ee_pose()
-                    writer.write(topics.CAMERA, make_message(IMAGE_TYPE, stamp, frames.SIM_CAMERA_OPTICAL,
-                                                            rgb=sim.render()), stamp)
-                    writer.write(topics.EE_POSE, make_message(POSE_TYPE, stamp, frames.BASE, position=position,
-                                                             orientation=np.roll(quat_wxyz, -1)), stamp)
-                    writer.write(topics.JOINT_STATES, make_message(JOINT_STATE_TYPE, stamp, names=sim.joint_names,
-                                                                  positions=sim.joint_positions()), stamp)
-                    if push:
-                        object_position, object_quat = sim.object_pose()
-                        writer.write(topics.OBJECT_POSE, make_message(POSE_TYPE, stamp, frames.BASE,
-                                                                     position=object_position,
-                                                                     orientation=np.roll(object_quat, -1)), stamp)
+                    position = _write_observation(writer, stamp, sim, sim.joint_positions(),
+                                                  sim.object_pose() if push else None)
                     if k == steps:
                         break
                     if pusher is not None:
@@ -203,27 +215,12 @@ def record_franka_episodes(out_dir: str | Path, episodes: int, steps: int, seed:
             sim.reset(rng=rng)
             script = PickPlaceScript(config.task, rng=rng, noise=config.franka_noise)
             script.reset(sim)
-            path = out_dir / f"episode_{episode:04d}.mcap"
-            t0 = config.start_time_ns + episode * 3600 * 1_000_000_000
-            with EpisodeWriter(path, chunk_size=config.chunk_size) as writer:
-                writer.add_topic(topics.CAMERA, IMAGE_TYPE, "sensor_data")
-                writer.add_topic(topics.EE_POSE, POSE_TYPE)
-                writer.add_topic(topics.JOINT_STATES, JOINT_STATE_TYPE)
-                writer.add_topic(topics.OBJECT_POSE, POSE_TYPE)
-                writer.add_topic(topics.SERVO_TWIST, TWIST_TYPE)
-                writer.add_topic(topics.PLAN, PLAN_TYPE)
+            extra = ((topics.OBJECT_POSE, POSE_TYPE), (topics.SERVO_TWIST, TWIST_TYPE), (topics.PLAN, PLAN_TYPE))
+            path, t0, writer = _episode_writer(out_dir, episode, config, extra)
+            with writer:
                 for k in range(steps + 1):
                     stamp = t0 + k * period_ns
-                    position, quat_wxyz = sim.ee_pose()
-                    cube, cube_quat = sim.cube_pose()
-                    writer.write(topics.CAMERA, make_message(IMAGE_TYPE, stamp, frames.SIM_CAMERA_OPTICAL,
-                                                            rgb=sim.render()), stamp)
-                    writer.write(topics.EE_POSE, make_message(POSE_TYPE, stamp, frames.BASE, position=position,
-                                                             orientation=np.roll(quat_wxyz, -1)), stamp)
-                    writer.write(topics.JOINT_STATES, make_message(JOINT_STATE_TYPE, stamp, names=sim.joint_names,
-                                                                  positions=sim.joint_positions_all()), stamp)
-                    writer.write(topics.OBJECT_POSE, make_message(POSE_TYPE, stamp, frames.BASE, position=cube,
-                                                                 orientation=np.roll(cube_quat, -1)), stamp)
+                    _write_observation(writer, stamp, sim, sim.joint_positions_all(), sim.cube_pose())
                     if k == steps:
                         break
                     action = script.act(sim)
