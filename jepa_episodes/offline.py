@@ -11,6 +11,9 @@ Franka tasks (``task.sim_task`` "grasp" or "pick_place"): the sim is a ``FrankaS
 actions are the 7-D V-JEPA 2-AC ones ([x, y, z, roll, pitch, yaw, gripper] and their deltas); each plan's first
 action is executed with ``apply_action`` (its xyz part shortened like the controller's box), and the observed
 scene state carries the 7-D state as ``ee`` and the cube's centre as ``object``.
+
+The models run on the settings' ``device`` (``auto``: CUDA when available, as the nodes); the settings returned
+with the records name the encoder and predictor sources that were run.
 """
 from __future__ import annotations
 
@@ -82,9 +85,12 @@ class OfflineDriver:
             kind = "7-D V-JEPA 2-AC" if self.franka else "xyz"
             raise ValueError(f"the sim needs {kind} state/action predictors, got state_dim="
                              f"{predictor.config.state_dim} action_dim={predictor.config.action_dim}")
+        from jepa_world_model.devices import resolve_device
+
         self.task = task
-        self.models = PlannerModels(encoder, predictor)
-        self.loop = MPCLoop(self.models, settings or task.planner_settings())
+        settings = settings or task.planner_settings()
+        self.models = PlannerModels(encoder, predictor, resolve_device(settings.device))
+        self.loop = MPCLoop(self.models, settings)
         self.ee_box = task.workspace() if isinstance(ee_box, str) else ee_box
         self.image_size = image_size or encoder.config.crop_size
         self.now_ns = 0
@@ -106,7 +112,7 @@ class OfflineDriver:
     def features(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 image -> (N, D) features."""
         with torch.inference_mode():
-            return self.models.encoder(torch.from_numpy(np.ascontiguousarray(image))[None])[0].float().numpy()
+            return self.models.encoder(torch.from_numpy(np.ascontiguousarray(image))[None])[0].float().cpu().numpy()
 
     def start(self, scene: StartScene) -> None:
         """``place_start`` (Franka: ``place_franka_start``) in the sim."""
@@ -173,9 +179,12 @@ def run_offline(task: Task, episodes: list[Any], budgets: tuple[int, ...], toler
                 encoder: str | None = None, predictor: str | None = None, settings: dict | None = None,
                 on_step: Any = None, on_episode: Any = None) -> tuple[list, dict]:
     """``episodes`` of ``task`` through an ``OfflineDriver`` (models: the task's shipped one unless named);
-    returns the records and the planner settings used (JSON-able)."""
-    encoder_model, predictor_model = load_models(encoder or task.model, predictor or task.model)
-    driver = OfflineDriver(task, encoder_model, predictor_model, task.planner_settings(**(settings or {})))
+    returns the records and the planner settings used (JSON-able; ``encoder`` and ``predictor`` name the sources
+    run)."""
+    encoder, predictor = encoder or task.model, predictor or task.model
+    encoder_model, predictor_model = load_models(encoder, predictor)
+    chosen = {**(settings or {}), "encoder": str(encoder), "predictor": str(predictor)}
+    driver = OfflineDriver(task, encoder_model, predictor_model, task.planner_settings(**chosen))
     try:
         records = run_episodes(task, driver, episodes, budgets, tolerances, on_step=on_step, on_episode=on_episode)
     finally:

@@ -43,6 +43,7 @@ ARM_JOINT_NAMES: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINT_NAMES: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")
 JOINT_NAMES: tuple[str, ...] = ARM_JOINT_NAMES + FINGER_JOINT_NAMES
 CAMERA_NAME = "exo"
+IMAGE_SIZE = 128  # px, side of the camera image unless asked otherwise
 EE_SITE = "panda_ee"
 CUBE_NAME = "cube"
 TARGET_NAME = "target"
@@ -203,7 +204,7 @@ class FrankaSim:
         control_period: duration of one control step (``apply_action``) in seconds.
     """
 
-    def __init__(self, image_size: int = 128, seed: int = 0, control_period: float = 0.1) -> None:
+    def __init__(self, image_size: int = IMAGE_SIZE, seed: int = 0, control_period: float = 0.1) -> None:
         if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
             raise TypeError(f"image_size must be an int, got {image_size!r}")
         if not 8 <= int(image_size) <= 640:

@@ -27,7 +27,7 @@ from jepa_episodes.pictures import PlannedStep, step_picture
 from jepa_episodes.record import EpisodeRecord, summary_line
 from jepa_episodes.runner import summarise
 from jepa_episodes.tasks import Task, get_task
-from jepa_ros.episodes.evaluation import StackError, add_stack_arguments, run_on_nodes, stack_arguments
+from jepa_ros.episodes.evaluation import StackError, add_stack_arguments, check_model, run_on_nodes, stack_arguments
 from jepa_ros.launch_runner.stack import wait_until
 from jepa_ros.msg_validation import MessageValidationError, embedding_array, image_to_array
 
@@ -116,8 +116,8 @@ def planned_steps(seen: list[tuple[np.ndarray | None, np.ndarray, str]], record:
 
 
 def save_picture(path: Path, task: Task, episodes: list[dict]) -> None:
-    """One row per episode: start, goal image(s) and final frames, then the energy and task-distance curves
-    (step 0 is the start)."""
+    """One row per episode: start, goal image(s) and final frames, then the energy curve (dotted lines where the
+    next goal image is taken up) and the task-distance curve (step 0 is the start)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,7 +134,10 @@ def save_picture(path: Path, task: Task, episodes: list[dict]) -> None:
             ax.set_title(title)
             ax.axis("off")
         row[-2].plot(range(1, len(record.energies) + 1), record.energies, marker=".")
-        row[-2].set(title="energy to goal", xlabel="step")
+        for step, (before, after) in enumerate(zip(record.goal_index, record.goal_index[1:]), start=1):
+            if after != before:
+                row[-2].axvline(step + 0.5, color="grey", linestyle=":")
+        row[-2].set(title="energy to goal image", xlabel="step")
         row[-1].plot(range(len(record.distances)), [100 * d for d in record.distances], marker=".")
         row[-1].axhline(100 * task.success_radius, color="green", linestyle="--", label="success radius")
         row[-1].set(title=f"{task.name} distance (cm)", xlabel="step")
@@ -164,8 +167,12 @@ def main(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     console = Console()
-    args.out.mkdir(parents=True, exist_ok=True)
     task = get_task(args.task)
+    problem = check_model(task, args.predictor)
+    if problem:
+        console.print(f"[bold red]jepa demo[/]: {escape(problem)}", highlight=False)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
     count = task.goal_count(args.goal_images)
     budgets, tolerances = task.budgets(args.budget, count), task.tolerances(0.0, count)
     episodes = task.sample(args.goals, args.seed)

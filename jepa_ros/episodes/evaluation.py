@@ -57,7 +57,8 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
                         help="predictor: 'default', preset, checkpoint dir (e.g. a `jepa train --out` folder) or "
                              "official .pt (default: the task's shipped model)")
     parser.add_argument("--device", default=None,
-                        help="torch device of the nodes: auto, cpu, cuda, ... (default: the launch file's, auto)")
+                        help="torch device of the models: auto (CUDA when available, else CPU), cpu, cuda, ... "
+                             "(default: the launch file's / the planner's, auto)")
     parser.add_argument("--visualisation", choices=("true", "false"), default=None,
                         help="the planner's decoded pictures and planned path (default: the launch file's, true)")
 
@@ -66,8 +67,11 @@ def stack_arguments(args: argparse.Namespace) -> dict[str, str]:
     """Launch arguments from the options of :func:`add_stack_arguments`.
 
     A predictor without an encoder gets the encoder saved with it (both nodes load that one); StackError when
-    the predictor holds no encoder and names none."""
-    from jepa_world_model.checkpoints.bundle import predictor_encoder
+    the predictor holds no encoder and names none. On the Franka tasks the camera renders at least the encoder's
+    input size (``image_size``, e.g. 256 for the official V-JEPA 2 encoders), so no frame is upscaled."""
+    from jepa_episodes.offline import FRANKA_SIM_TASKS
+    from jepa_sim.franka_sim import IMAGE_SIZE
+    from jepa_world_model.checkpoints.bundle import encoder_for, predictor_encoder
     from jepa_world_model.errors import WorldModelError
 
     chosen = {name: getattr(args, name) for name in ("encoder", "predictor", "device", "visualisation")
@@ -79,6 +83,13 @@ def stack_arguments(args: argparse.Namespace) -> dict[str, str]:
             raise StackError(f"--predictor {chosen['predictor']}: {exc}") from None
         # the perception node takes a source name only: a reference with overrides is followed from the predictor
         chosen["encoder"] = chosen["predictor"] if found.overrides else found.source
+    if get_task(args.task).sim_task in FRANKA_SIM_TASKS and "predictor" in chosen:
+        try:
+            size = encoder_for(chosen["encoder"], chosen["predictor"]).input_size()
+        except (WorldModelError, OSError) as exc:
+            raise StackError(f"--encoder {chosen['encoder']}: {exc}") from None
+        if size > IMAGE_SIZE:
+            chosen["image_size"] = str(size)
     return chosen
 
 
@@ -182,8 +193,9 @@ def main(args: argparse.Namespace) -> int:
             encoder = args.encoder
             if encoder is None and not task.model:  # no shipped model to take it from: the predictor's own
                 encoder = stack_arguments(args)["encoder"]
+            overrides = {**({"device": args.device} if args.device else {}), **json.loads(args.settings)}
             records, settings = run_offline(task, episodes, budgets, tolerances, encoder, args.predictor,
-                                            json.loads(args.settings), on_episode=report)
+                                            overrides, on_episode=report)
             extra.update(planner_settings=settings, torch_threads=torch.get_num_threads())
         else:
             arguments = stack_arguments(args)

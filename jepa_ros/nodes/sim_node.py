@@ -65,7 +65,8 @@ from jepa_ros.ros_util import (OK, WARN, Diagnostics, declare_settings, latched_
 from jepa_sim.arm_sim import EE_RADIUS, HOME_JOINT_POSITIONS, PUCK_HALF_HEIGHT, PUSH_WORKSPACE, TASKS, ArmSim
 from jepa_sim.franka_script import GRASP_HEIGHT
 from jepa_sim.franka_script import TASKS as FRANKA_TASKS
-from jepa_sim.franka_sim import CAMERA_NAME, CUBE_HALF, DOWN_EULER, FINGER_MAX, FINGERTIP_BELOW_EE, FrankaSim
+from jepa_sim.franka_sim import (CAMERA_NAME, CUBE_HALF, DOWN_EULER, FINGER_MAX, FINGERTIP_BELOW_EE, IMAGE_SIZE,
+                                 FrankaSim)
 from jepa_sim.push import CONTACT, PushTask, goal_scene
 from jepa_common.settings import setting
 
@@ -108,7 +109,7 @@ class SimSettings:
     initial_object_position: tuple = setting((), "push task: the puck's x, y on start and ~/reset; grasp, "
                                              "pick_place: the cube's; empty = a random spot (from seed)", unit="m",
                                              read_only=True)
-    franka_image_size: int = setting(128, "grasp, pick_place: side of the Franka scene's square camera image "
+    franka_image_size: int = setting(IMAGE_SIZE, "grasp, pick_place: side of the Franka scene's square camera image "
                                      "(image_size is the 3-joint arm's)", unit="px", low=8, high=640,
                                      read_only=True)
     initial_target_position: tuple = setting((), "grasp, pick_place: the target disc's x, y on start and ~/reset; "

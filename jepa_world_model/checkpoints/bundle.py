@@ -65,6 +65,29 @@ class EncoderSource:
                               f"predictor was trained on {self.encoder_id} (did the file change?)")
         return encoder
 
+    def input_size(self) -> int:
+        """The side (px) of the images the encoder takes (its crop size): presets, our directories and official
+        files say it without loading the weights (official: from the shapes of the memory-mapped file), any other
+        source is loaded."""
+        from jepa_world_model.checkpoints.files import OFFICIAL_KEYS, official_part
+        from jepa_world_model.config import EncoderConfig
+        from jepa_world_model.networks.encoder import infer_encoder_config
+        from jepa_world_model.presets import ENCODER_PRESETS, encoder_preset
+
+        source = resolve_model_source(self.source)
+        kind = classify_source(source, ENCODER_PRESETS)
+        stored = read_checkpoint_config(source).get("encoder") if kind == "ours" else None
+        if kind == "preset":
+            config = encoder_preset(os.fspath(source))
+        elif stored:
+            config = EncoderConfig.from_dict(stored)
+        elif kind == "official":
+            config = infer_encoder_config(official_part(source, OFFICIAL_KEYS["encoder"], mmap=True), {},
+                                          os.fspath(source))
+        else:
+            return self.load().config.crop_size
+        return config.replace(**self.overrides).crop_size
+
 
 def shipped_name(source: str | os.PathLike) -> str | None:
     """The shipped model name (``default``, ``push_default``, ``pretrained_sim``) of ``source`` when it is one or is

@@ -71,13 +71,22 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def official_part(path: str | os.PathLike, keys: Iterable[str]) -> dict[str, torch.Tensor]:
-    """The first of ``keys`` present at the top level of an official ``.pt`` file, prefixes stripped.
+def _read_mapped(path: str | os.PathLike) -> Any:
+    """``read_torch_file`` memory-mapped (shapes without reading the weights); a file not in zip format is read."""
+    try:
+        return read_torch_file(path, mmap=True)
+    except CheckpointError:
+        return read_torch_file(path)
+
+
+def official_part(path: str | os.PathLike, keys: Iterable[str], mmap: bool = False) -> dict[str, torch.Tensor]:
+    """The first of ``keys`` present at the top level of an official ``.pt`` file, prefixes stripped (``mmap``:
+    memory-mapped, for what the tensors' shapes tell).
 
     A file that is itself a flat state dict is returned as is.
     """
     keys = tuple(keys)
-    obj = read_torch_file(path)
+    obj = _read_mapped(path) if mmap else read_torch_file(path)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict at the top level, got {type(obj).__name__}")
     for key in keys:
@@ -93,10 +102,7 @@ def official_part(path: str | os.PathLike, keys: Iterable[str]) -> dict[str, tor
 def official_parts(path: str | os.PathLike) -> tuple[str, ...]:
     """The parts ("encoder", "predictor") an official ``.pt`` file holds (a flat state dict: judged by its
     parameter names); :class:`CheckpointError` when it holds neither."""
-    try:
-        obj = read_torch_file(path, mmap=True)
-    except CheckpointError:  # not zip-format: read it
-        obj = read_torch_file(path)
+    obj = _read_mapped(path)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict at the top level, got {type(obj).__name__}")
     found = tuple(part for part, keys in OFFICIAL_KEYS.items() if any(key in obj for key in keys))
