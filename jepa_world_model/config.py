@@ -184,7 +184,10 @@ class EncoderConfig:
     and centre-crop ``crop_size`` (``resize_mode``: ``short_side`` always, ``if_needed`` skips it when the
     input already is ``crop_size`` square, ``none`` requires that size); normalise with ``mean``/``std``;
     repeat a single image to fill one tubelet. ``output_layer_norm`` applies a final layer-norm without affine
-    to the features (what V-JEPA 2-AC consumes).
+    to the features (what V-JEPA 2-AC consumes). ``pooled_dim`` > 0 gives one feature vector per tubelet instead
+    of one per patch: the patch features averaged, then a two-layer MLP head (``width`` -> ``mlp_hidden`` ->
+    ``pooled_dim``), as the jointly trained encoders of `jepa train --recipe joint` have (0: the patch tokens, as
+    V-JEPA 2).
     """
 
     name: str = "custom"
@@ -202,10 +205,13 @@ class EncoderConfig:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     output_layer_norm: bool = False
+    pooled_dim: int = 0
 
     def __post_init__(self) -> None:
         for name in ("patch_size", "tubelet_size", "crop_size", "width", "depth", "num_heads", "mlp_hidden"):
             _positive_int(f"EncoderConfig.{name}", getattr(self, name))
+        if isinstance(self.pooled_dim, bool) or not isinstance(self.pooled_dim, int) or self.pooled_dim < 0:
+            raise ConfigError(f"EncoderConfig.pooled_dim must be an integer >= 0, got {self.pooled_dim!r}")
         if self.width % self.num_heads:
             raise ConfigError(f"EncoderConfig.width={self.width} is not divisible by num_heads={self.num_heads}")
         if self.crop_size % self.patch_size:
@@ -235,10 +241,22 @@ class EncoderConfig:
         """Channels per attention head."""
         return self.width // self.num_heads
 
+    @property
+    def token_grid(self) -> int:
+        """Feature tokens per side of one frame's output: the patch grid, or 1 for a pooled encoder."""
+        return 1 if self.pooled_dim else self.grid_size
+
+    @property
+    def feature_dim(self) -> int:
+        """D, the width of the output features: ``pooled_dim`` for a pooled encoder, else ``width``."""
+        return self.pooled_dim or self.width
+
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
         data = dataclasses.asdict(self)
         data["mean"], data["std"] = list(self.mean), list(self.std)
+        if not self.pooled_dim:  # patch-token encoders keep the dict (and so the model_id) they always had
+            del data["pooled_dim"]
         return data
 
     @classmethod
@@ -363,6 +381,16 @@ class PredictorConfig:
     def head_dim(self) -> int:
         """Channels per attention head."""
         return self.width // self.num_heads
+
+    @property
+    def token_grid(self) -> int:
+        """Feature tokens per side of one frame's output: the patch grid, or 1 for a pooled encoder."""
+        return 1 if self.pooled_dim else self.grid_size
+
+    @property
+    def feature_dim(self) -> int:
+        """D, the width of the output features: ``pooled_dim`` for a pooled encoder, else ``width``."""
+        return self.pooled_dim or self.width
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""

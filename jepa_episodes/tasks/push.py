@@ -1,6 +1,8 @@
 """The push task: the puck to where the goal images show it; its constants, sampling, goal scenes and judgement.
 
 Episodes: ``jepa_sim.push.sample_push_task`` from ``np.random.default_rng(seed)`` (a fresh push sim, arm at home).
+Variant ``push_from_behind`` (``PUSH_FROM_BEHIND``): the same episodes, but the end effector starts on its "behind"
+pose (behind the puck on the push line, as PushT goals lie on an expert trajectory) and one goal image, "target".
 Goal images: rendered goal scenes, "behind" then "target" (two) or only "target" (one), each its own ReachGoal
 with its budget (``BUDGETS``) and tolerance (``TOLERANCES``): the "target" goal follows the "behind" one however
 that ended, because one energy tolerance cannot serve both. Success: the puck's centre ends within
@@ -118,4 +120,19 @@ class PushTaskDefinition(Task):
         return classify(episode, np.array([s.object[:2] for s in states]), reasons[-1])
 
 
+class PushFromBehind(PushTaskDefinition):
+    """The push from one goal image, starting with the end effector behind the puck on the push line."""
+
+    name = "push_from_behind"
+    goal_counts = (1,)
+
+    def start(self, episode: PushTask) -> StartScene:
+        return StartScene(ee=tuple(float(v) for v in episode.behind(episode.object_start)),
+                          object_xy=tuple(episode.object_start))
+
+    def goals_made(self, count: int) -> str:
+        return GOALS_MADE[count] + "; the end effector starts behind the puck on the push line"
+
+
 PUSH = PushTaskDefinition()
+PUSH_FROM_BEHIND = PushFromBehind()

@@ -191,7 +191,7 @@ def main(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(args.threads)
             encoder = args.encoder
-            if encoder is None and not task.model:  # no shipped model to take it from: the predictor's own
+            if encoder is None and (args.predictor is not None or not task.model):  # the predictor's own
                 encoder = stack_arguments(args)["encoder"]
             overrides = {**({"device": args.device} if args.device else {}), **json.loads(args.settings)}
             records, settings = run_offline(task, episodes, budgets, tolerances, encoder, args.predictor,

@@ -1,8 +1,9 @@
 """V-JEPA 2 style video ViT encoder with built-in preprocessing, and ``load_encoder``.
 
 Architecture: Conv3d tubelet patch embedding (kernel = stride = tubelet x patch x patch), pre-norm transformer
-blocks with 3D rotary positions (:mod:`jepa_world_model.networks.rope`), final LayerNorm, optionally a further
-layer-norm without affine on the output. Parameter names follow the official code (``patch_embed.proj``,
+blocks with 3D rotary positions (:mod:`jepa_world_model.networks.rope`), final LayerNorm, optionally a pooled head
+(``EncoderConfig.pooled_dim``: the patch features of each tubelet averaged, then a two-layer MLP, so one token per
+tubelet), optionally a further layer-norm without affine on the output. Parameter names follow the official code (``patch_embed.proj``,
 ``blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}``, ``norm``).
 """
 from __future__ import annotations
@@ -54,12 +55,15 @@ class Encoder(nn.Module):
             Block(config.width, config.num_heads, config.mlp_hidden, config.qkv_bias, config.layer_norm_eps)
             for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
+        if config.pooled_dim:
+            self.head = nn.Sequential(nn.Linear(config.width, config.mlp_hidden), nn.GELU(),
+                                      nn.Linear(config.mlp_hidden, config.pooled_dim))
         self._fingerprint = FingerprintCache()
 
     @property
     def embed_dim(self) -> int:
         """D, the feature width."""
-        return self.config.width
+        return self.config.feature_dim
 
     @property
     def model_id(self) -> str:
@@ -75,7 +79,7 @@ class Encoder(nn.Module):
                 raise InputError(f"image size {height}x{width} != crop size {cfg.crop_size} with resize_mode='none'")
         if num_frames != 1 and num_frames % cfg.tubelet_size:
             raise InputError(f"num_frames={num_frames} is not 1 or a multiple of the tubelet size {cfg.tubelet_size}")
-        return max(1, num_frames // cfg.tubelet_size) * cfg.grid_size**2
+        return max(1, num_frames // cfg.tubelet_size) * cfg.token_grid**2
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """Raw images/clips -> normalised pixels (B, 3, T', crop, crop) on the model's device and dtype."""
@@ -97,6 +101,8 @@ class Encoder(nn.Module):
         for block in self.blocks:
             x = block(x, cos, sin)
         x = self.norm(x)
+        if cfg.pooled_dim:  # tokens are time-major: (T', grid, grid) flattened
+            x = self.head(x.reshape(x.shape[0], tokens.shape[2], -1, x.shape[-1]).mean(dim=2))
         if cfg.output_layer_norm:
             x = layer_norm_features(x)
         return x

@@ -42,14 +42,13 @@ from torch import nn
 from jepa_common.settings import SettingsError, setting, settings_fields
 from jepa_common.settings_cli import add_settings_options, settings_values
 from jepa_world_model.actions import state_differences
-from jepa_world_model.checkpoints.bundle import calibrate_tolerance, encoder_record, include_weights
+from jepa_world_model.checkpoints.bundle import encoder_record, include_weights
 from jepa_world_model.checkpoints.files import init_weights, save_checkpoint
 from jepa_world_model.checkpoints.predictor_loading import load_predictor
 from jepa_world_model.config import ActionSpace, StateSpace
 from jepa_world_model.data.dataset import Clips, Episode, ReadOptions, load_episodes, make_clips, space_statistics
 from jepa_world_model.data.feature_cache import FeatureCache
 from jepa_world_model.networks.encoder import load_encoder
-from jepa_world_model.networks.features import layer_norm_features
 from jepa_world_model.networks.predictor import ACPredictor
 from jepa_world_model.training.data_order import batch_indices
 from jepa_world_model.training.distributed import Dist, Session, is_main_process, run_command, start_session
@@ -58,9 +57,11 @@ from jepa_world_model.training.loop import Recipe, StepLoss, run_loop
 from jepa_world_model.training.metrics import plot_losses
 from jepa_world_model.training.optimizer import make_optimizer
 from jepa_world_model.training.overrides import parse_overrides
+from jepa_world_model.training.predictor_steps import (HeldOut, PredictorLoss, learning_rate, planning_tolerance_metadata,
+                                                       verdict_of)
 from jepa_world_model.training.run_record import options_record
 from jepa_world_model.training.step_checkpoints import rng_state, set_rng_state
-from jepa_world_model.training.verdict import format_verdict, held_out_split, held_out_verdict
+from jepa_world_model.training.verdict import held_out_split
 
 LOG = logging.getLogger(__name__)
 
@@ -69,10 +70,12 @@ LOG = logging.getLogger(__name__)
 #: come from the encoder).
 SCRATCH_PREDICTOR = {"width": 96, "mlp_hidden": 384, "num_heads": 4}
 #: Named recipes: field values that replace the TrainConfig defaults ("scratch" is the defaults themselves).
-#: "finetune" continues the shipped sim model (`--init default` on its encoder) with a short, gentle schedule.
+#: "finetune" continues the shipped sim model (`--init default` on its encoder) with a short, gentle schedule;
+#: "joint" trains a pooled encoder from the tiny preset's random weights with the predictor (`training.joint`).
 RECIPES: dict[str, dict[str, Any]] = {
     "scratch": {},
     "finetune": {"init": "default", "steps": 3000, "lr": 3e-4, "start_lr": 3e-5, "warmup": 0.05},
+    "joint": {"encoder": "tiny", "steps": 6000, "clip_len": 3, "rollout_steps": 2},
 }
 
 
@@ -88,9 +91,10 @@ class TrainConfig:
 
     data: list[str]
     out: str
-    recipe: str = setting("scratch", "named defaults: scratch (a new predictor on the frozen encoder) or "
-                          "finetune (continue the shipped sim model: init default, 3000 steps, lr 3e-4); options "
-                          "given explicitly override the recipe", choices=tuple(RECIPES))
+    recipe: str = setting("scratch", "named defaults: scratch (a new predictor on the frozen encoder), "
+                          "finetune (continue the shipped sim model: init default, 3000 steps, lr 3e-4) or joint "
+                          "(encoder and predictor trained together from pixels: a pooled tiny encoder, 6000 steps of "
+                          "3-frame clips); options given explicitly override the recipe", choices=tuple(RECIPES))
     encoder: str = setting("default", "frozen encoder: preset, checkpoint dir, .pt or HF id (default: the shipped "
                            "frozen random encoder, 16 tokens of 64 features for a 64 px image)")
     predictor: str = setting("tiny", "predictor preset or checkpoint when training from scratch (the preset "
@@ -115,6 +119,10 @@ class TrainConfig:
     held_out: float = setting(0.05, "fraction of the episodes kept out of training for the verdict (at least one "
                               "when there are two or more; 0: no verdict)", low=0.0, high=0.5)
     verdict_horizon: int = setting(3, "rollout steps of the held-out verdict", low=1, high=64)
+    variance_weight: float = setting(1.0, "joint recipe: weight of the anti-collapse variance hinge (each feature's "
+                                     "std over the batch pushed up to 1)", low=0.0, high=1e3)
+    covariance_weight: float = setting(0.04, "joint recipe: weight of the anti-collapse covariance penalty (the "
+                                       "features decorrelated)", low=0.0, high=1e3)
     seed: int = setting(0, "seed of the weight init and the data order")
     checkpoint_every: int = setting(100, "steps between checkpoints")
     keep_checkpoints: int = setting(2, "periodic checkpoints kept (older ones are deleted)")
@@ -201,28 +209,6 @@ class TrainingData:
 
 
 # ----------------------------------------------------------------------------------------------- model
-class PredictorLoss(nn.Module):
-    """Teacher-forcing L1 + autoregressive rollout L1 of an :class:`ACPredictor` (what DDP wraps)."""
-
-    def __init__(self, predictor: ACPredictor, rollout_steps: int):
-        super().__init__()
-        self.predictor = predictor
-        self.rollout_steps = rollout_steps
-
-    def forward(self, features: torch.Tensor, actions: torch.Tensor, states: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """features (B,T,N,D) layer-normed, actions (B,T-1,A), states (B,T,S) -> (loss, tf, rollout)."""
-        target = features[:, 1:]
-        pred = layer_norm_features(self.predictor(features[:, :-1], actions, states[:, :-1]))
-        tf_loss = (pred.float() - target).abs().mean()
-        if self.rollout_steps == 0:
-            return tf_loss, tf_loss.detach(), torch.zeros((), device=features.device)
-        frames = features[:, :1]
-        for n in range(1, self.rollout_steps + 1):
-            nxt = self.predictor(frames, actions[:, :n], states[:, :n])[:, -1:]
-            frames = torch.cat([frames, layer_norm_features(nxt).to(frames.dtype)], dim=1)
-        rollout_loss = (frames[:, 1:].float() - target[:, :self.rollout_steps]).abs().mean()
-        return tf_loss + rollout_loss, tf_loss.detach(), rollout_loss.detach()
 
 
 def build_predictor(cfg: TrainConfig, embed_dim: int, grid: int, clip_len: int, action_space: ActionSpace,
@@ -261,17 +247,6 @@ def build_predictor(cfg: TrainConfig, embed_dim: int, grid: int, clip_len: int, 
     return predictor
 
 
-def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
-    """Warm-up (start_lr -> lr), hold, linear decay (lr -> final_lr) over the last ``decay`` fraction."""
-    warm = int(round(cfg.warmup * total))
-    decay_start = total - int(round(cfg.decay * total))
-    if step < warm:
-        return cfg.start_lr + (cfg.lr - cfg.start_lr) * step / warm
-    if step < decay_start:
-        return cfg.lr
-    return cfg.lr + (cfg.final_lr - cfg.lr) * (step - decay_start) / max(1, total - decay_start)
-
-
 #: Options that change what a run computes; a resume must match them.
 RESUME_KEYS = ("data", "encoder", "predictor", "init", "encoder_overrides", "predictor_overrides", "steps", "epochs",
                "batch_size", "lr", "start_lr", "final_lr", "warmup", "decay", "weight_decay", "clip_grad", "clip_len",
@@ -292,14 +267,6 @@ class TrainResult:
     skipped: int
     clips: int
     verdict: dict = field(default_factory=dict)
-
-
-@dataclass
-class HeldOut:
-    """The episodes kept out of training for the verdict, with their features."""
-
-    episodes: list[Episode]
-    features: list[np.ndarray]
 
 
 def prepare_data(cfg: TrainConfig, encoder: nn.Module, ranks: Dist) -> tuple[TrainingData, HeldOut, int]:
@@ -325,28 +292,6 @@ def prepare_data(cfg: TrainConfig, encoder: nn.Module, ranks: Dist) -> tuple[Tra
              "%d hits, %d misses", len(episodes), len(skipped), len(held), len(clips), cfg.clip_len, cache.hits,
              cache.misses)
     return TrainingData(episodes, features, clips), held_out, len(skipped)
-
-
-def planning_tolerance_metadata(cfg: TrainConfig, data: TrainingData) -> dict:
-    """The calibrated planning tolerance of the training data's features (see `bundle.calibrate_tolerance`), or
-    {} with a warning when the data has too few frame pairs near `reach_radius`."""
-    calibrated = calibrate_tolerance(data.features, data.states, data.state_names, cfg.reach_radius, seed=cfg.seed)
-    if calibrated is None:
-        LOG.warning("no planning tolerance calibrated: too few frame pairs %g-%g apart in the data; the planner "
-                    "will need default_tolerance", cfg.reach_radius, 2 * cfg.reach_radius)
-        return {}
-    LOG.info("planning tolerance %.4g (%s)", calibrated["planning_tolerance"],
-             calibrated["planning_tolerance_calibration"]["method"])
-    return calibrated
-
-
-def verdict_of(cfg: TrainConfig, predictor: ACPredictor, held_out: HeldOut) -> dict:
-    """The held-out verdict (see `training_verdict`), logged as one line (a WARNING when not better)."""
-    verdict = held_out_verdict(predictor, held_out.episodes, held_out.features, cfg.verdict_horizon, cfg.fps,
-                               seed=cfg.seed)
-    line = format_verdict(verdict)
-    (LOG.info if verdict["better_than_no_motion"] else LOG.warning)("%s", line)
-    return {**verdict, "summary": line}
 
 
 class PredictorRecipe(Recipe):
@@ -434,16 +379,36 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
+    if cfg.recipe == "joint":
+        return _train_joint(cfg, session, resume)
 
     encoder_overrides = {"output_layer_norm": True, **cfg.encoder_overrides}
     encoder = load_encoder(cfg.encoder, **encoder_overrides).to(session.device)
     encoder.requires_grad_(False)
     data, held_out, skipped = prepare_data(cfg, encoder, session.ranks)
     total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * len(data) / cfg.batch_size))
-    grid = encoder.config.grid_size
+    grid = encoder.config.token_grid
     predictor = build_predictor(cfg, encoder.embed_dim, grid, cfg.clip_len, data.action_space, data.state_space)
     predictor.to(session.device).train()
     recipe = PredictorRecipe(cfg, session, encoder, encoder_overrides, predictor, data, held_out, total)
+    losses = run_loop(recipe, session, total, resume)
+    return TrainResult(out=Path(cfg.out), steps=total, final_loss=losses[-1] if losses else float("nan"),
+                       losses=losses, episodes=len(data.states), skipped=skipped, clips=len(data),
+                       verdict=recipe.verdict)
+
+
+def _train_joint(cfg: TrainConfig, session: Session, resume: bool) -> TrainResult:
+    """The joint recipe (:mod:`jepa_world_model.training.joint`): encoder and predictor from pixels."""
+    from jepa_world_model.training.joint import JointRecipe, joint_encoder, prepare_frames
+
+    encoder, overrides = joint_encoder(cfg)
+    encoder.to(session.device)
+    data, held_out, skipped = prepare_frames(cfg, session.ranks)
+    total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * len(data) / cfg.batch_size))
+    predictor = build_predictor(cfg, encoder.embed_dim, encoder.config.token_grid, cfg.clip_len, data.action_space,
+                                data.state_space)
+    predictor.to(session.device).train()
+    recipe = JointRecipe(cfg, session, encoder, overrides, predictor, data, held_out, total, RESUME_KEYS)
     losses = run_loop(recipe, session, total, resume)
     return TrainResult(out=Path(cfg.out), steps=total, final_loss=losses[-1] if losses else float("nan"),
                        losses=losses, episodes=len(data.states), skipped=skipped, clips=len(data),

@@ -1,0 +1,86 @@
+"""The predictor's side of training, shared by `jepa train`'s recipes (the frozen-encoder ones in ``train`` and the
+joint one in ``joint``): its loss (teacher forcing + rollout L1 on layer-normed features), the learning-rate schedule,
+the held-out verdict and the planning-tolerance metadata of a final checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from jepa_world_model.checkpoints.bundle import calibrate_tolerance
+from jepa_world_model.data.dataset import Episode
+from jepa_world_model.networks.features import layer_norm_features
+from jepa_world_model.networks.predictor import ACPredictor
+from jepa_world_model.training.verdict import format_verdict, held_out_verdict
+
+LOG = logging.getLogger(__name__)
+
+
+class PredictorLoss(nn.Module):
+    """Teacher-forcing L1 + autoregressive rollout L1 of an :class:`ACPredictor` (what DDP wraps)."""
+
+    def __init__(self, predictor: ACPredictor, rollout_steps: int):
+        super().__init__()
+        self.predictor = predictor
+        self.rollout_steps = rollout_steps
+
+    def forward(self, features: torch.Tensor, actions: torch.Tensor, states: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """features (B,T,N,D) layer-normed, actions (B,T-1,A), states (B,T,S) -> (loss, tf, rollout)."""
+        target = features[:, 1:]
+        pred = layer_norm_features(self.predictor(features[:, :-1], actions, states[:, :-1]))
+        tf_loss = (pred.float() - target).abs().mean()
+        if self.rollout_steps == 0:
+            return tf_loss, tf_loss.detach(), torch.zeros((), device=features.device)
+        frames = features[:, :1]
+        for n in range(1, self.rollout_steps + 1):
+            nxt = self.predictor(frames, actions[:, :n], states[:, :n])[:, -1:]
+            frames = torch.cat([frames, layer_norm_features(nxt).to(frames.dtype)], dim=1)
+        rollout_loss = (frames[:, 1:].float() - target[:, :self.rollout_steps]).abs().mean()
+        return tf_loss + rollout_loss, tf_loss.detach(), rollout_loss.detach()
+
+
+def learning_rate(cfg: Any, step: int, total: int) -> float:
+    """Warm-up (start_lr -> lr), hold, linear decay (lr -> final_lr) over the last ``decay`` fraction."""
+    warm = int(round(cfg.warmup * total))
+    decay_start = total - int(round(cfg.decay * total))
+    if step < warm:
+        return cfg.start_lr + (cfg.lr - cfg.start_lr) * step / warm
+    if step < decay_start:
+        return cfg.lr
+    return cfg.lr + (cfg.final_lr - cfg.lr) * (step - decay_start) / max(1, total - decay_start)
+
+
+@dataclass
+class HeldOut:
+    """The episodes kept out of training for the verdict, with their features."""
+
+    episodes: list[Episode]
+    features: list[np.ndarray]
+
+
+def planning_tolerance_metadata(cfg: Any, data: Any) -> dict:
+    """The calibrated planning tolerance of the training data's features (see `bundle.calibrate_tolerance`), or
+    {} with a warning when the data has too few frame pairs near `reach_radius`."""
+    calibrated = calibrate_tolerance(data.features, data.states, data.state_names, cfg.reach_radius, seed=cfg.seed)
+    if calibrated is None:
+        LOG.warning("no planning tolerance calibrated: too few frame pairs %g-%g apart in the data; the planner "
+                    "will need default_tolerance", cfg.reach_radius, 2 * cfg.reach_radius)
+        return {}
+    LOG.info("planning tolerance %.4g (%s)", calibrated["planning_tolerance"],
+             calibrated["planning_tolerance_calibration"]["method"])
+    return calibrated
+
+
+def verdict_of(cfg: Any, predictor: ACPredictor, held_out: HeldOut) -> dict:
+    """The held-out verdict (see `training_verdict`), logged as one line (a WARNING when not better)."""
+    verdict = held_out_verdict(predictor, held_out.episodes, held_out.features, cfg.verdict_horizon, cfg.fps,
+                               seed=cfg.seed)
+    line = format_verdict(verdict)
+    (LOG.info if verdict["better_than_no_motion"] else LOG.warning)("%s", line)
+    return {**verdict, "summary": line}
