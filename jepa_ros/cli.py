@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jepa_world_model.training.train", "train the action-conditioned predictor on recordings"),
     "train-decoder": ("jepa_world_model.training.decoder", "train the picture decoder (features -> RGB, for looking at predictions)"),
     "eval-offline": ("jepa_world_model.evaluation.offline_eval", "held-out rollout error and energy landscape"),
+    "energy-weights": ("jepa_episodes.energy_weights", "what an encoder's planning energy weighs: the object against the arm, on rendered task scenes"),
     "model-info": ("jepa_world_model.checkpoints.model_info", "what a checkpoint holds, plus one timed forward pass"),
     "params": ("jepa_ros.params", "every node parameter with its default, unit, range and meaning"),
     "soak": ("jepa_ros.soak.run", "the sim stack under random goals, peer kills and hostile input; every command checked"),

@@ -123,9 +123,10 @@ class Task(ABC):
         """Control steps per goal image: the task's, or ``budget`` in total."""
 
     @abstractmethod
-    def tolerances(self, tolerance: float, count: int) -> tuple[float | None, ...]:
+    def tolerances(self, tolerance: float, count: int, calibrated: float | None = None) -> tuple[float | None, ...]:
         """Energy that counts each goal image reached: ``tolerance`` when > 0, else the task's (None: the
-        planner's default)."""
+        planner's default, the model's calibrated planning tolerance). ``calibrated`` is the planning tolerance of
+        the model that runs (None: the task's shipped model's), for tasks whose tolerances follow it."""
 
     @abstractmethod
     def workspace(self) -> tuple[np.ndarray, np.ndarray]:

@@ -156,7 +156,7 @@ class FrankaTask(Task):
         shares = [max(1, round(budget * b / sum(table))) for b in table[:-1]]
         return (*shares, max(1, budget - sum(shares)))
 
-    def tolerances(self, tolerance: float, count: int) -> tuple[float | None, ...]:
+    def tolerances(self, tolerance: float, count: int, calibrated: float | None = None) -> tuple[float | None, ...]:
         """``tolerance`` when > 0, else the planner's default (no Franka model is calibrated yet)."""
         return (tolerance if tolerance > 0 else None,) * count
 

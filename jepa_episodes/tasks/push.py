@@ -25,7 +25,8 @@ TOUCH_DISTANCE = 0.005  # m, the puck counts as touched once it moved this far
 BUDGETS = {2: (30, 30), 1: (50,)}
 #: energy at or below which a goal image counts as reached, for the shipped model and camera: "behind" (the end
 #: effector about 0.7 cm from its pose), "target" (the end effector about 0.6 cm from its pose with the puck at the
-#: target, or the puck 3 cm off with the end effector on its pose); see the model's README
+#: target, or the puck 3 cm off with the end effector on its pose); see the model's README. Another model gets
+#: these times its calibrated planning tolerance over the shipped model's (``tolerances``).
 TOLERANCES = {"behind": 0.05, "target": 0.05}
 FAILURES = (NEVER_TOUCHED, WRONG_WAY, OVERSHOOT, BUDGET_SPENT, OTHER)
 #: how the goal images are made, by count
@@ -103,10 +104,17 @@ class PushTaskDefinition(Task):
         first = max(1, round(0.4 * budget))
         return first, max(1, budget - first)
 
-    def tolerances(self, tolerance: float, count: int) -> tuple[float | None, ...]:
+    def tolerances(self, tolerance: float, count: int, calibrated: float | None = None) -> tuple[float | None, ...]:
+        """``tolerance`` when > 0, else ``TOLERANCES`` scaled by the running model's calibrated planning tolerance
+        over the shipped model's (the same multiple of "reached" for any model; unscaled without ``calibrated``)."""
         if tolerance > 0:
             return (tolerance,) * count
-        return tuple(TOLERANCES[kind] for kind in GOAL_KINDS[-count:])
+        scale = 1.0
+        if calibrated is not None:
+            from jepa_world_model.checkpoints.bundle import planning_tolerance
+
+            scale = calibrated / planning_tolerance(self.model)
+        return tuple(TOLERANCES[kind] * scale for kind in GOAL_KINDS[-count:])
 
     def workspace(self) -> tuple[np.ndarray, np.ndarray]:
         from jepa_sim.arm_sim import PUSH_WORKSPACE

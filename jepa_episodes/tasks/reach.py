@@ -55,7 +55,7 @@ class ReachTask(Task):
     def budgets(self, budget: int | None, count: int) -> tuple[int, ...]:
         return (budget or DEFAULT_BUDGET,)
 
-    def tolerances(self, tolerance: float, count: int) -> tuple[float | None, ...]:
+    def tolerances(self, tolerance: float, count: int, calibrated: float | None = None) -> tuple[float | None, ...]:
         return (tolerance if tolerance > 0 else None,)
 
     def workspace(self) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,8 @@ from jepa_episodes.pictures import PlannedStep, step_picture
 from jepa_episodes.record import EpisodeRecord, summary_line
 from jepa_episodes.runner import summarise
 from jepa_episodes.tasks import Task, get_task
-from jepa_ros.episodes.evaluation import StackError, add_stack_arguments, check_model, run_on_nodes, stack_arguments
+from jepa_ros.episodes.evaluation import (StackError, add_stack_arguments, calibrated_tolerance, check_model,
+                                         run_on_nodes, stack_arguments)
 from jepa_ros.launch_runner.stack import wait_until
 from jepa_ros.msg_validation import MessageValidationError, embedding_array, image_to_array
 
@@ -174,7 +175,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     count = task.goal_count(args.goal_images)
-    budgets, tolerances = task.budgets(args.budget, count), task.tolerances(0.0, count)
+    budgets = task.budgets(args.budget, count)
+    tolerances = task.tolerances(0.0, count, calibrated_tolerance(args.predictor))
     episodes = task.sample(args.goals, args.seed)
     decoder_source = args.predictor or task.model
     decoder, no_decoder = picture_decoder(decoder_source)

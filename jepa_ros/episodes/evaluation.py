@@ -167,6 +167,18 @@ def check_model(task: Task, predictor: str | None) -> str | None:
     return NO_MODEL if not task.model and not predictor else None
 
 
+def calibrated_tolerance(predictor: str | None) -> float | None:
+    """The planning tolerance calibrated with ``predictor`` (None: none named, none stored, or unreadable: the stack
+    refuses an unreadable one in one line when it loads it)."""
+    from jepa_world_model.checkpoints.bundle import planning_tolerance
+    from jepa_world_model.errors import WorldModelError
+
+    try:
+        return planning_tolerance(predictor) if predictor else None
+    except (WorldModelError, OSError):
+        return None
+
+
 def main(args: argparse.Namespace) -> int:
     """Run `jepa eval`; 2 when the stack cannot start or no model is given (the reason in one line on stderr)."""
     task = get_task(args.task)
@@ -175,7 +187,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"jepa eval: {problem}", file=sys.stderr)
         return 2
     count = task.goal_count(args.goal_images)
-    budgets, tolerances = task.budgets(args.budget, count), task.tolerances(args.tolerance, count)
+    budgets = task.budgets(args.budget, count)
+    tolerances = task.tolerances(args.tolerance, count, calibrated_tolerance(args.predictor))
     episodes = task.sample(args.episodes, args.seed)
 
     def report(record: Any, _driver: Any) -> None:

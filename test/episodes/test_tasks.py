@@ -7,7 +7,7 @@ from jepa_common.outcomes import (BUDGET_SPENT, END_BUDGET, END_NODE_DIED, END_R
                                   NEVER_TOUCHED, OTHER, OVERSHOOT, SUCCESS, WRONG_WAY)
 from jepa_episodes.record import SceneState
 from jepa_episodes.tasks import TASKS, get_task
-from jepa_episodes.tasks.push import PUSH, classify
+from jepa_episodes.tasks.push import PUSH, PUSH_FROM_BEHIND, TOLERANCES, classify
 from jepa_episodes.tasks.reach import DEFAULT_BUDGET, REACH
 from jepa_sim.arm_sim import PUSH_HEIGHT, ArmSim
 from jepa_sim.push import PushTask, sample_push_task
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_tasks_by_name():
-    assert set(TASKS) == {"reach", "push", "grasp", "pick_place"} and get_task("push") is PUSH
+    assert set(TASKS) == {"reach", "push", "push_from_behind", "grasp", "pick_place"} and get_task("push") is PUSH
     with pytest.raises(ValueError, match="reach"):
         get_task("stack")
 
@@ -37,6 +37,27 @@ def test_push_tasks_are_the_sims_draws_in_order():
     with ArmSim(image_size=16, task="push") as sim:
         assert tasks == [sample_push_task(sim, rng) for _ in range(3)]
     assert PUSH.sample(3, seed=0) == tasks
+
+
+def test_push_from_behind_starts_behind_the_puck_with_one_goal_image_of_the_same_episodes():
+    episode = PUSH_FROM_BEHIND.sample(1, seed=5)[0]
+    assert episode == PUSH.sample(1, seed=5)[0]
+    start = PUSH_FROM_BEHIND.start(episode)
+    np.testing.assert_allclose(start.ee, episode.behind(episode.object_start))
+    assert start.object_xy == PUSH.start(episode).object_xy and start.ee != PUSH.start(episode).ee
+    assert PUSH_FROM_BEHIND.goal_counts == (1,) and [g.kind for g in PUSH_FROM_BEHIND.goals(episode, 1)] == ["target"]
+    with pytest.raises(ValueError, match="goal images"):
+        PUSH_FROM_BEHIND.goals(episode, 2)
+
+
+def test_push_tolerances_follow_the_models_calibration():
+    from jepa_world_model.checkpoints.bundle import planning_tolerance
+
+    shipped = planning_tolerance(PUSH.model)
+    assert PUSH.tolerances(0.0, 2, shipped) == pytest.approx((TOLERANCES["behind"], TOLERANCES["target"]))
+    assert PUSH.tolerances(0.0, 1, shipped / 100) == pytest.approx((TOLERANCES["target"] / 100,))
+    assert PUSH.tolerances(0.02, 1, shipped / 100) == (0.02,)  # an explicit tolerance wins
+    assert REACH.tolerances(0.0, 1, 0.5) == (None,)  # the planner's default already is the model's calibration
 
 
 def test_budgets_tolerances_and_goal_counts():
