@@ -382,16 +382,6 @@ class PredictorConfig:
         """Channels per attention head."""
         return self.width // self.num_heads
 
-    @property
-    def token_grid(self) -> int:
-        """Feature tokens per side of one frame's output: the patch grid, or 1 for a pooled encoder."""
-        return 1 if self.pooled_dim else self.grid_size
-
-    @property
-    def feature_dim(self) -> int:
-        """D, the width of the output features: ``pooled_dim`` for a pooled encoder, else ``width``."""
-        return self.pooled_dim or self.width
-
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

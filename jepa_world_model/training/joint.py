@@ -11,10 +11,10 @@ mean hinge max(0, 1 - std) of each feature over the batch and ``covariance_weigh
 off-diagonal covariances / D. Without it every frame could map to one vector that every prediction matches.
 Gradients reach the encoder through the predictions and their targets (no EMA copy, no stop-gradient).
 
-Rules: frames are held in memory (uint8); each frame is encoded alone (a single image fills one tubelet, as the
-perception node encodes); the final checkpoint carries the trained encoder's weights, the planning tolerance
-calibrated on its features and the held-out verdict, as `jepa train`'s does, so the planner and `jepa eval` take it
-as they take any other. The options are `jepa train`'s (:class:`TrainConfig`); this file supplies the data, the loss
+Rules: frames are held in memory (uint8; ``TrainingData.features`` holds them); each frame is encoded alone (a
+single image fills one tubelet, as the perception node encodes); the final checkpoint carries the trained encoder's
+weights, the planning tolerance calibrated on its features and the held-out verdict, as `jepa train`'s does, so the
+planner and `jepa eval` take it as they take any other. The options are `jepa train`'s (:class:`TrainConfig`); this file supplies the data, the loss
 and the checkpoints.
 """
 from __future__ import annotations
@@ -28,11 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from jepa_world_model.actions import state_differences
 from jepa_world_model.checkpoints.bundle import encoder_record
 from jepa_world_model.checkpoints.files import save_checkpoint
 from jepa_world_model.checkpoints.predictor_loading import load_predictor
-from jepa_world_model.data.dataset import Clips, Episode, load_episodes, make_clips, space_statistics
+from jepa_world_model.data.dataset import Episode, load_episodes, make_clips
 from jepa_world_model.networks.encoder import Encoder, load_encoder
 from jepa_world_model.networks.features import layer_norm_features
 from jepa_world_model.networks.predictor import ACPredictor
@@ -41,7 +40,7 @@ from jepa_world_model.training.errors import TrainingError
 from jepa_world_model.training.loop import Recipe, StepLoss
 from jepa_world_model.training.metrics import plot_losses
 from jepa_world_model.training.optimizer import make_optimizer
-from jepa_world_model.training.predictor_steps import (HeldOut, PredictorLoss, learning_rate,
+from jepa_world_model.training.predictor_steps import (HeldOut, PredictorLoss, TrainingData, learning_rate,
                                                        planning_tolerance_metadata, verdict_of)
 from jepa_world_model.training.run_record import options_record
 from jepa_world_model.training.step_checkpoints import set_rng_state
@@ -53,32 +52,6 @@ LOG = logging.getLogger(__name__)
 POOLED_DIM = 32
 #: frames encoded per forward pass when features of whole episodes are computed (verdict, calibration)
 ENCODE_BATCH = 256
-
-
-class FrameData:
-    """Frames (uint8), states and clips of the training episodes."""
-
-    def __init__(self, episodes: Sequence[Episode], clips: Clips) -> None:
-        self.frames = [e.frames for e in episodes]
-        self.states = [e.states for e in episodes]
-        self.state_names = episodes[0].state_names
-        self.clips = clips
-        self.action_space, self.state_space = space_statistics(episodes, clips)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Frames (B,T,H,W,3) uint8, actions (B,T-1,A) and states (B,T,S) of the clips ``indices``."""
-        frames, actions, states = [], [], []
-        for i in indices:
-            episode, picked = int(self.clips.episode[i]), self.clips.frames[i]
-            s = self.states[episode][picked]
-            frames.append(self.frames[episode][picked])
-            states.append(s)
-            actions.append(state_differences(s, self.state_names))
-        as_float = lambda arrays: torch.from_numpy(np.stack(arrays).astype(np.float32))  # noqa: E731
-        return torch.from_numpy(np.stack(frames)), as_float(actions), as_float(states)
 
 
 def anti_collapse(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,7 +107,7 @@ def episode_features(encoder: Encoder, frames: Sequence[np.ndarray], device: tor
     return out
 
 
-def prepare_frames(cfg, ranks) -> tuple[FrameData, list[Episode], int]:
+def prepare_frames(cfg, ranks) -> tuple[TrainingData, list[Episode], int]:
     """Read the episodes, hold out ``cfg.held_out`` of them, build the training clips: (data, held out, skipped)."""
     episodes, skipped = load_episodes(cfg.data, cfg.read())
     if not episodes:
@@ -146,7 +119,9 @@ def prepare_frames(cfg, ranks) -> tuple[FrameData, list[Episode], int]:
         raise TrainingError(f"no clip of {cfg.clip_len} frames (fps={cfg.fps}) in {len(kept)} episodes")
     LOG.info("data: %d episodes (%d skipped, %d held out for the verdict), %d clips of %d frames, frames in memory",
              len(kept), len(skipped), len(held), len(clips), cfg.clip_len)
-    return FrameData([episodes[i] for i in kept], clips), [episodes[i] for i in held], len(skipped)
+    training = [episodes[i] for i in kept]
+    data = TrainingData(training, [e.frames for e in training], clips, dtype=np.uint8)
+    return data, [episodes[i] for i in held], len(skipped)
 
 
 def joint_encoder(cfg) -> tuple[Encoder, dict]:
@@ -169,7 +144,7 @@ class JointRecipe(Recipe):
     progress_fields = {"loss": ("loss", ".4f"), "var": ("variance", ".3f")}
 
     def __init__(self, cfg, session: Session, encoder: Encoder, encoder_overrides: dict, predictor: ACPredictor,
-                 data: FrameData, held_out: list[Episode], total: int, resume_keys: tuple[str, ...]) -> None:
+                 data: TrainingData, held_out: list[Episode], total: int, resume_keys: tuple[str, ...]) -> None:
         module = JointLoss(encoder, PredictorLoss(predictor, cfg.rollout_steps), cfg.variance_weight,
                            cfg.covariance_weight)
         super().__init__(cfg, module, make_optimizer(module, cfg.lr, cfg.weight_decay), len(data))
@@ -225,7 +200,7 @@ class JointRecipe(Recipe):
         self.predictor.eval()
         held = HeldOut(self.held_out, episode_features(self.encoder, [e.frames for e in self.held_out], device))
         self.verdict = verdict_of(cfg, self.predictor, held)
-        trained = SimpleNamespace(features=episode_features(self.encoder, self.data.frames, device),
+        trained = SimpleNamespace(features=episode_features(self.encoder, self.data.features, device),
                                   states=self.data.states, state_names=self.data.state_names)
         self.encoder.eval()
         save_checkpoint(Path(cfg.out), encoder=self.encoder, predictor=self.predictor,

@@ -1,6 +1,7 @@
 """The predictor's side of training, shared by `jepa train`'s recipes (the frozen-encoder ones in ``train`` and the
 joint one in ``joint``): its loss (teacher forcing + rollout L1 on layer-normed features), the learning-rate schedule,
-the held-out verdict and the planning-tolerance metadata of a final checkpoint.
+the clips it trains on (``TrainingData``), the held-out verdict and the planning-tolerance metadata of a final
+checkpoint.
 """
 from __future__ import annotations
 
@@ -13,12 +14,43 @@ import torch
 from torch import nn
 
 from jepa_world_model.checkpoints.bundle import calibrate_tolerance
-from jepa_world_model.data.dataset import Episode
+from jepa_world_model.actions import state_differences
+from jepa_world_model.data.dataset import Clips, Episode, space_statistics
 from jepa_world_model.networks.features import layer_norm_features
 from jepa_world_model.networks.predictor import ACPredictor
 from jepa_world_model.training.verdict import format_verdict, held_out_verdict
 
 LOG = logging.getLogger(__name__)
+
+
+class TrainingData:
+    """Per-frame arrays, states and clips of the training episodes: the cached features (float32) of the frozen-
+    encoder recipes, or the frames themselves (uint8, ``dtype=np.uint8``) of the joint recipe."""
+
+    def __init__(self, episodes: list[Episode], features: list[np.ndarray], clips: Clips,
+                 dtype: type = np.float32) -> None:
+        self.features = features
+        self.dtype = dtype
+        self.states = [e.states for e in episodes]
+        self.state_names = episodes[0].state_names
+        self.clips = clips
+        self.action_space, self.state_space = space_statistics(episodes, clips)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features (B,T,N,D) (or frames (B,T,H,W,3)), actions (B,T-1,A) and states (B,T,S) of the clips
+        ``indices``."""
+        feats, actions, states = [], [], []
+        for i in indices:
+            episode, frames = int(self.clips.episode[i]), self.clips.frames[i]
+            s = self.states[episode][frames]
+            feats.append(np.asarray(self.features[episode][frames], dtype=self.dtype))
+            states.append(s)
+            actions.append(state_differences(s, self.state_names))
+        as_tensor = lambda arrays: torch.from_numpy(np.stack(arrays).astype(np.float32))  # noqa: E731
+        return torch.from_numpy(np.stack(feats)), as_tensor(actions), as_tensor(states)
 
 
 class PredictorLoss(nn.Module):

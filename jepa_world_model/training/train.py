@@ -41,12 +41,11 @@ from torch import nn
 
 from jepa_common.settings import SettingsError, setting, settings_fields
 from jepa_common.settings_cli import add_settings_options, settings_values
-from jepa_world_model.actions import state_differences
 from jepa_world_model.checkpoints.bundle import encoder_record, include_weights
 from jepa_world_model.checkpoints.files import init_weights, save_checkpoint
 from jepa_world_model.checkpoints.predictor_loading import load_predictor
 from jepa_world_model.config import ActionSpace, StateSpace
-from jepa_world_model.data.dataset import Clips, Episode, ReadOptions, load_episodes, make_clips, space_statistics
+from jepa_world_model.data.dataset import ReadOptions, load_episodes, make_clips
 from jepa_world_model.data.feature_cache import FeatureCache
 from jepa_world_model.networks.encoder import load_encoder
 from jepa_world_model.networks.predictor import ACPredictor
@@ -57,8 +56,8 @@ from jepa_world_model.training.loop import Recipe, StepLoss, run_loop
 from jepa_world_model.training.metrics import plot_losses
 from jepa_world_model.training.optimizer import make_optimizer
 from jepa_world_model.training.overrides import parse_overrides
-from jepa_world_model.training.predictor_steps import (HeldOut, PredictorLoss, learning_rate, planning_tolerance_metadata,
-                                                       verdict_of)
+from jepa_world_model.training.predictor_steps import (HeldOut, PredictorLoss, TrainingData, learning_rate,
+                                                       planning_tolerance_metadata, verdict_of)
 from jepa_world_model.training.run_record import options_record
 from jepa_world_model.training.step_checkpoints import rng_state, set_rng_state
 from jepa_world_model.training.verdict import held_out_split
@@ -182,32 +181,6 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------------ data
-class TrainingData:
-    """Cached features, states and clips of the training episodes (frames are not kept)."""
-
-    def __init__(self, episodes: list[Episode], features: list[np.ndarray], clips: Clips):
-        self.features = features
-        self.states = [e.states for e in episodes]
-        self.state_names = episodes[0].state_names
-        self.clips = clips
-        self.action_space, self.state_space = space_statistics(episodes, clips)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Features (B,T,N,D), actions (B,T-1,A) and states (B,T,S) of the clips ``indices``."""
-        feats, actions, states = [], [], []
-        for i in indices:
-            episode, frames = int(self.clips.episode[i]), self.clips.frames[i]
-            s = self.states[episode][frames]
-            feats.append(np.asarray(self.features[episode][frames], dtype=np.float32))
-            states.append(s)
-            actions.append(state_differences(s, self.state_names))
-        as_tensor = lambda arrays: torch.from_numpy(np.stack(arrays).astype(np.float32))  # noqa: E731
-        return as_tensor(feats), as_tensor(actions), as_tensor(states)
-
-
 # ----------------------------------------------------------------------------------------------- model
 
 
