@@ -14,8 +14,8 @@ Gradients reach the encoder through the predictions and their targets (no EMA co
 Rules: frames are held in memory (uint8; ``TrainingData.features`` holds them); each frame is encoded alone (a
 single image fills one tubelet, as the perception node encodes); the final checkpoint carries the trained encoder's
 weights, the planning tolerance calibrated on its features and the held-out verdict, as `jepa train`'s does, so the
-planner and `jepa eval` take it as they take any other. The options are `jepa train`'s (:class:`TrainConfig`); this file supplies the data, the loss
-and the checkpoints.
+planner and `jepa eval` take it as they take any other. The options are `jepa train`'s (:class:`TrainConfig`);
+this file supplies the data, the loss and the checkpoints.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from jepa_world_model.training.errors import TrainingError
 from jepa_world_model.training.loop import Recipe, StepLoss
 from jepa_world_model.training.metrics import plot_losses
 from jepa_world_model.training.optimizer import make_optimizer
-from jepa_world_model.training.predictor_steps import (HeldOut, PredictorLoss, TrainingData, learning_rate,
+from jepa_world_model.training.predictor_steps import (ClipRecipeSteps, HeldOut, PredictorLoss, TrainingData,
                                                        planning_tolerance_metadata, verdict_of)
 from jepa_world_model.training.run_record import options_record
 from jepa_world_model.training.step_checkpoints import set_rng_state
@@ -134,7 +134,7 @@ def joint_encoder(cfg) -> tuple[Encoder, dict]:
     return encoder.requires_grad_(True).train(), overrides
 
 
-class JointRecipe(Recipe):
+class JointRecipe(ClipRecipeSteps, Recipe):
     """Encoder and predictor on the shared loop: :class:`JointLoss`, `jepa train`'s schedule, periodic checkpoints
     with both models, and at the end the verdict and tolerance on the trained encoder's features."""
 
@@ -160,15 +160,6 @@ class JointRecipe(Recipe):
                          "feature_layer_norm": True, "encoder": {**record, "trained": True},
                          "state_names": list(data.state_names), "clips": len(data), "total_steps": total}
 
-    def learning_rate(self, step: int, total: int) -> float:
-        return learning_rate(self.cfg, step, total)
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from jepa_world_model.training.data_order import batch_indices
-
-        indices = batch_indices(step, self.cfg.batch_size, len(self.data), self.cfg.seed)[self.session.mine]
-        return tuple(t.to(self.session.device) for t in self.data.batch(indices))
-
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepLoss:
         loss, tf_loss, ar_loss, variance, covariance = model(*batch)
         logged = torch.stack([loss.detach().float(), tf_loss.float(), ar_loss.float(), variance, covariance])
@@ -181,12 +172,6 @@ class JointRecipe(Recipe):
     def save_models(self, directory: Path, step: int) -> None:
         save_checkpoint(directory, encoder=self.encoder, predictor=self.predictor,
                         metadata={**self.metadata, "encoder_id": self.encoder.model_id, "step": step})
-
-    def state(self, step: int, total: int) -> dict:
-        from jepa_world_model.training.step_checkpoints import rng_state
-
-        return {"rng": rng_state(), "scheduler": {"kind": "warmup_hold_linear_decay", "step": step, "total": total},
-                "data_position": step * self.cfg.batch_size}
 
     def load_state(self, checkpoint: Path, state: dict) -> None:
         self.predictor.load_state_dict(load_predictor(checkpoint).state_dict())

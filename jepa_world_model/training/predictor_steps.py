@@ -18,6 +18,8 @@ from jepa_world_model.actions import state_differences
 from jepa_world_model.data.dataset import Clips, Episode, space_statistics
 from jepa_world_model.networks.features import layer_norm_features
 from jepa_world_model.networks.predictor import ACPredictor
+from jepa_world_model.training.data_order import batch_indices
+from jepa_world_model.training.step_checkpoints import rng_state
 from jepa_world_model.training.verdict import format_verdict, held_out_verdict
 
 LOG = logging.getLogger(__name__)
@@ -116,3 +118,24 @@ def verdict_of(cfg: Any, predictor: ACPredictor, held_out: HeldOut) -> dict:
     line = format_verdict(verdict)
     (LOG.info if verdict["better_than_no_motion"] else LOG.warning)("%s", line)
     return {**verdict, "summary": line}
+
+
+class ClipRecipeSteps:
+    """What the predictor recipes share on the training loop (mixed in before ``Recipe``): `jepa train`'s learning-
+    rate schedule, this rank's share of each global batch of ``data`` and the state entries of a checkpoint. The
+    recipe sets ``cfg``, ``session`` and ``data``."""
+
+    cfg: Any
+    session: Any
+    data: TrainingData
+
+    def learning_rate(self, step: int, total: int) -> float:
+        return learning_rate(self.cfg, step, total)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        indices = batch_indices(step, self.cfg.batch_size, len(self.data), self.cfg.seed)[self.session.mine]
+        return tuple(t.to(self.session.device) for t in self.data.batch(indices))
+
+    def state(self, step: int, total: int) -> dict:
+        return {"rng": rng_state(), "scheduler": {"kind": "warmup_hold_linear_decay", "step": step, "total": total},
+                "data_position": step * self.cfg.batch_size}

@@ -49,17 +49,16 @@ from jepa_world_model.data.dataset import ReadOptions, load_episodes, make_clips
 from jepa_world_model.data.feature_cache import FeatureCache
 from jepa_world_model.networks.encoder import load_encoder
 from jepa_world_model.networks.predictor import ACPredictor
-from jepa_world_model.training.data_order import batch_indices
 from jepa_world_model.training.distributed import Dist, Session, is_main_process, run_command, start_session
 from jepa_world_model.training.errors import TrainingError
 from jepa_world_model.training.loop import Recipe, StepLoss, run_loop
 from jepa_world_model.training.metrics import plot_losses
 from jepa_world_model.training.optimizer import make_optimizer
 from jepa_world_model.training.overrides import parse_overrides
-from jepa_world_model.training.predictor_steps import (HeldOut, PredictorLoss, TrainingData, learning_rate,
+from jepa_world_model.training.predictor_steps import (ClipRecipeSteps, HeldOut, PredictorLoss, TrainingData,
                                                        planning_tolerance_metadata, verdict_of)
 from jepa_world_model.training.run_record import options_record
-from jepa_world_model.training.step_checkpoints import rng_state, set_rng_state
+from jepa_world_model.training.step_checkpoints import set_rng_state
 from jepa_world_model.training.verdict import held_out_split
 
 LOG = logging.getLogger(__name__)
@@ -267,7 +266,7 @@ def prepare_data(cfg: TrainConfig, encoder: nn.Module, ranks: Dist) -> tuple[Tra
     return TrainingData(episodes, features, clips), held_out, len(skipped)
 
 
-class PredictorRecipe(Recipe):
+class PredictorRecipe(ClipRecipeSteps, Recipe):
     """The predictor on the frozen encoder's cached features: teacher forcing + rollout L1 (:class:`PredictorLoss`),
     warm-up -> hold -> linear decay, the global RNG states in every checkpoint."""
 
@@ -293,13 +292,6 @@ class PredictorRecipe(Recipe):
                          "encoder_id": encoder.model_id, "feature_layer_norm": True, "encoder": reference,
                          "state_names": list(data.state_names), "clips": len(data), "total_steps": total}
 
-    def learning_rate(self, step: int, total: int) -> float:
-        return learning_rate(self.cfg, step, total)
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        indices = batch_indices(step, self.cfg.batch_size, len(self.data), self.cfg.seed)[self.session.mine]
-        return tuple(t.to(self.session.device) for t in self.data.batch(indices))
-
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> StepLoss:
         loss, tf_loss, ar_loss = model(*batch)
         return StepLoss(loss, torch.stack([loss.detach().float(), tf_loss.float(), ar_loss.float()]))
@@ -309,10 +301,6 @@ class PredictorRecipe(Recipe):
 
     def save_models(self, directory: Path, step: int) -> None:
         save_checkpoint(directory, predictor=self.predictor, metadata={**self.metadata, "step": step})
-
-    def state(self, step: int, total: int) -> dict:
-        return {"rng": rng_state(), "scheduler": {"kind": "warmup_hold_linear_decay", "step": step, "total": total},
-                "data_position": step * self.cfg.batch_size}
 
     def load_state(self, checkpoint: Path, state: dict) -> None:
         self.predictor.load_state_dict(load_predictor(checkpoint).state_dict())
