@@ -42,6 +42,11 @@ NEAR_MISS_QUANTILE = 0.02
 MIN_PAIRS = 20
 #: Pairs are taken at most this many frames apart (near pairs are found at short lags).
 MAX_LAG = 20
+#: A pair of frames more than twice the radius apart is "indistinct" when its energy is below this share of the
+#: median energy of such pairs: the encoder maps the two positions to nearly the same features (partial collapse).
+INDISTINCT_SHARE = 0.01
+#: Training warns when more than this share of the pairs clearly apart is indistinct.
+INDISTINCT_WARN = 0.01
 #: State dims that hold a position (the distance that "reached" is judged on); without any, every state dim.
 POSITION_NAMES = ("x", "y", "z")
 
@@ -264,4 +269,14 @@ def calibrate_tolerance(features: Sequence[np.ndarray], states: Sequence[np.ndar
         "radius": radius, "position_dims": [state_names[d] for d in dims], "near_miss_pairs": int(near.sum()),
         "pairs": int(len(distance)),
         "reached_pairs_within_tolerance": float(np.mean(energy[inside] <= tolerance)) if inside.any() else None,
-        "near_misses_within_tolerance": float(np.mean(energy[near] <= tolerance))}}
+        "near_misses_within_tolerance": float(np.mean(energy[near] <= tolerance)),
+        "indistinct_far_pairs": indistinct_share(energy[distance > 2 * radius])}}
+
+
+def indistinct_share(energies: np.ndarray) -> float | None:
+    """Share of `energies` (of frame pairs that are clearly apart) below :data:`INDISTINCT_SHARE` of their median:
+    0 for an encoder that tells positions apart, a sizeable share when it collapses parts of the scene (the
+    planner has no energy slope there and a tolerance calibrated on such features is never reached)."""
+    if len(energies) == 0:
+        return None
+    return float(np.mean(energies < INDISTINCT_SHARE * np.median(energies)))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from jepa_world_model.checkpoints.bundle import calibrate_tolerance
+from jepa_world_model.checkpoints.bundle import INDISTINCT_SHARE, INDISTINCT_WARN, calibrate_tolerance
 from jepa_world_model.actions import state_differences
 from jepa_world_model.data.dataset import Clips, Episode, space_statistics
 from jepa_world_model.networks.features import layer_norm_features
@@ -108,6 +108,12 @@ def planning_tolerance_metadata(cfg: Any, data: Any) -> dict:
         return {}
     LOG.info("planning tolerance %.4g (%s)", calibrated["planning_tolerance"],
              calibrated["planning_tolerance_calibration"]["method"])
+    indistinct = calibrated["planning_tolerance_calibration"]["indistinct_far_pairs"]
+    if indistinct is not None and indistinct > INDISTINCT_WARN:
+        LOG.warning("the features hardly tell positions apart in places: %.1f%% of frame pairs more than %g apart "
+                    "have an energy below %g x the median of such pairs (partial collapse: the planner has no "
+                    "energy slope there and the tolerance may never be reached)",
+                    100 * indistinct, 2 * cfg.reach_radius, INDISTINCT_SHARE)
     return calibrated
 
 

@@ -100,6 +100,12 @@ def test_calibration_finds_the_energy_of_near_misses():
         close += list(np.abs(normed[i[near]] - normed[j[near]]).mean(axis=(1, 2)))
     assert np.median(close) < result["planning_tolerance"]
     assert bundle.calibrate_tolerance(features[:1], [s[:3] for s in states[:1]], ("x", "y", "z"), 0.01) is None
+    assert result["planning_tolerance_calibration"]["indistinct_far_pairs"] == 0.0
+    # Half the frames collapsed onto one feature map: the calibration says how many distant pairs look the same.
+    collapsed = [np.where((np.arange(len(f)) % 2 == 0)[:, None, None], features[0][0], f) for f in features]
+    share = bundle.calibrate_tolerance(collapsed, states, ("x", "y", "z"), radius=0.01)[
+        "planning_tolerance_calibration"]["indistinct_far_pairs"]
+    assert 0.15 < share < 0.35    # about a quarter of the pairs join two collapsed frames
 
 
 def test_planner_node_uses_the_saved_encoder_and_refuses_a_mismatch_at_start(trained):
@@ -151,3 +157,23 @@ def test_jepa_eval_prints_the_mismatch_at_once_and_runs_without_an_encoder(train
         works.cleanup()
     summary = json.loads(report.read_text())
     assert summary["episodes"] == 1 and summary["results"][0]["reason"] in ("reached", "budget exhausted")
+
+
+def test_training_warns_when_the_features_collapse_distant_positions(caplog):
+    """The recipes' calibration step logs a warning, with the share, when distant frames look the same."""
+    from types import SimpleNamespace
+
+    from jepa_world_model.training.predictor_steps import planning_tolerance_metadata
+    rng = np.random.default_rng(1)
+    states = [np.cumsum(rng.uniform(-0.006, 0.006, size=(40, 3)), axis=0) for _ in range(6)]
+    features = [np.einsum("ts,snd->tnd", s, rng.normal(size=(3, 4, 8))).astype(np.float32) + 0.1 for s in states]
+    cfg = SimpleNamespace(reach_radius=0.01, seed=0)
+    with caplog.at_level("WARNING"):
+        planning_tolerance_metadata(cfg, SimpleNamespace(features=features, states=states, state_names=("x", "y", "z")))
+    assert "hardly tell positions apart" not in caplog.text
+    collapsed = [np.where((np.arange(len(f)) % 2 == 0)[:, None, None], features[0][0], f) for f in features]
+    with caplog.at_level("WARNING"):
+        meta = planning_tolerance_metadata(cfg, SimpleNamespace(features=collapsed, states=states,
+                                                                state_names=("x", "y", "z")))
+    share = meta["planning_tolerance_calibration"]["indistinct_far_pairs"]
+    assert f"{100 * share:.1f}% of frame pairs more than 0.02 apart" in caplog.text
