@@ -3,6 +3,7 @@
 #   random    the frozen random encoder of the shipped push model ("default": 16 tokens of 64 features), a predictor
 #   pretrained  the shipped `jepa pretrain` encoder ("pretrained_sim", 8 px patches: 64 tokens), a predictor
 #   joint     `jepa train --recipe joint`: a pooled encoder and the predictor trained together from pixels
+#   joint_sigreg  the same with the normality term on (--sigreg-weight 1)
 # then `jepa energy-weights` of each encoder and `jepa eval --offline` on push with two goal images, push from one
 # goal image ("from anywhere") and push_from_behind (one goal image, the end effector behind the puck), 10 episodes
 # of seed 0. Tolerances follow each model's calibration (jepa_episodes/tasks/push.py).
@@ -36,10 +37,15 @@ train_frozen() {  # name encoder
 echo "== training"
 [ -f "$W/random/model.safetensors" ] || train_frozen random default
 [ -f "$W/pretrained/model.safetensors" ] || train_frozen pretrained pretrained_sim
-[ -f "$W/joint/model.safetensors" ] || "$PY" -m jepa_world_model.training.train "$W/data" --out "$W/joint" \
-    --recipe joint --steps "$JOINT_STEPS" --torch-threads 2 --checkpoint-every 1000 --no-progress > "$W/joint.log" 2>&1
+train_joint() {  # name [extra options]
+  local name="$1"; shift
+  "$PY" -m jepa_world_model.training.train "$W/data" --out "$W/$name" --recipe joint --steps "$JOINT_STEPS" \
+      --torch-threads 2 --checkpoint-every 1000 --no-progress "$@" > "$W/$name.log" 2>&1
+}
+[ -f "$W/joint/model.safetensors" ] || train_joint joint
+[ -f "$W/joint_sigreg/model.safetensors" ] || train_joint joint_sigreg --sigreg-weight 1
 
-for name in random pretrained joint; do
+for name in random pretrained joint joint_sigreg; do
   echo "== $name"
   "$PY" -m jepa_ros.cli energy-weights --encoder "$W/$name" --task push --json "$W/energy_weights_$name.json"
   for spec in "push 2" "push 1" "push_from_behind 1"; do

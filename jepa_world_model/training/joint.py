@@ -9,6 +9,10 @@ Loss: the predictor's teacher-forced + rollout L1 on layer-normed features (`jep
 anti-collapse term on the batch's layer-normed features, VICReg's (Bardes et al., 2022): ``variance_weight`` x the
 mean hinge max(0, 1 - std) of each feature over the batch and ``covariance_weight`` x the summed squared
 off-diagonal covariances / D. Without it every frame could map to one vector that every prediction matches.
+``sigreg_weight`` adds a normality term in the spirit of LeWM's SIGReg (the recipe is the project's own): the
+batch's features projected on random unit directions are compared with a standard normal through the empirical
+characteristic function (an Epps-Pulley statistic); unlike the per-feature variance hinge it also penalises
+clusters of frames that share one vector.
 Gradients reach the encoder through the predictions and their targets (no EMA copy, no stop-gradient).
 
 Rules: frames are held in memory (uint8; ``TrainingData.features`` holds them); each frame is encoded alone (a
@@ -52,6 +56,9 @@ LOG = logging.getLogger(__name__)
 POOLED_DIM = 32
 #: frames encoded per forward pass when features of whole episodes are computed (verdict, calibration)
 ENCODE_BATCH = 256
+#: normality term: random directions per step and the points t at which the characteristic functions are compared
+SIGREG_DIRECTIONS = 64
+SIGREG_POINTS = torch.linspace(0.25, 4.0, 16)
 
 
 def anti_collapse(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +70,19 @@ def anti_collapse(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     cov = x.T @ x / max(1, len(x) - 1)
     covariance = (cov.square().sum() - cov.diagonal().square().sum()) / x.shape[1]
     return variance, covariance
+
+
+def normality_gap(features: torch.Tensor, directions: int = SIGREG_DIRECTIONS) -> torch.Tensor:
+    """Mean over random unit directions of the weighted squared distance between the empirical characteristic
+    function of the features (M, D) projected on the direction and that of a standard normal, at
+    :data:`SIGREG_POINTS` (0 for normal projections; positive for clusters or a collapse)."""
+    x = features.float()
+    unit = torch.randn(x.shape[1], directions, device=x.device)
+    projected = x @ (unit / unit.norm(dim=0))                            # (M, K)
+    t = SIGREG_POINTS.to(x.device)
+    angles = projected[..., None] * t                                  # (M, K, P)
+    gap = (angles.cos().mean(0) - torch.exp(-t.square() / 2)).square() + angles.sin().mean(0).square()
+    return (gap * torch.exp(-t.square() / 2)).sum(-1).mean()
 
 
 def encode_frames(encoder: Encoder, frames: torch.Tensor) -> torch.Tensor:
@@ -77,20 +97,23 @@ class JointLoss(nn.Module):
     DDP wraps: the encoder and the predictor are both trained)."""
 
     def __init__(self, encoder: Encoder, prediction: nn.Module, variance_weight: float,
-                 covariance_weight: float) -> None:
+                 covariance_weight: float, sigreg_weight: float = 0.0) -> None:
         super().__init__()
         self.encoder = encoder
         self.prediction = prediction
         self.variance_weight = variance_weight
         self.covariance_weight = covariance_weight
+        self.sigreg_weight = sigreg_weight
 
     def forward(self, frames: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """-> (loss, teacher-forcing L1, rollout L1, variance hinge, covariance penalty)."""
+        """-> (loss, teacher-forcing L1, rollout L1, variance hinge, covariance penalty, normality gap)."""
         features = encode_frames(self.encoder, frames)
         loss, tf_loss, ar_loss = self.prediction(features, actions, states)
-        variance, covariance = anti_collapse(features.flatten(0, -2))
-        total = loss + self.variance_weight * variance + self.covariance_weight * covariance
-        return total, tf_loss, ar_loss, variance.detach(), covariance.detach()
+        flat = features.flatten(0, -2)
+        variance, covariance = anti_collapse(flat)
+        gap = normality_gap(flat) if self.sigreg_weight else torch.zeros((), device=flat.device)
+        total = loss + self.variance_weight * variance + self.covariance_weight * covariance + self.sigreg_weight * gap
+        return total, tf_loss, ar_loss, variance.detach(), covariance.detach(), gap.detach()
 
 
 @torch.inference_mode()
@@ -146,9 +169,9 @@ class JointRecipe(ClipRecipeSteps, Recipe):
     def __init__(self, cfg, session: Session, encoder: Encoder, encoder_overrides: dict, predictor: ACPredictor,
                  data: TrainingData, held_out: list[Episode], total: int, resume_keys: tuple[str, ...]) -> None:
         module = JointLoss(encoder, PredictorLoss(predictor, cfg.rollout_steps), cfg.variance_weight,
-                           cfg.covariance_weight)
+                           cfg.covariance_weight, cfg.sigreg_weight)
         super().__init__(cfg, module, make_optimizer(module, cfg.lr, cfg.weight_decay), len(data))
-        self.resume_keys = resume_keys + ("variance_weight", "covariance_weight")
+        self.resume_keys = resume_keys + ("variance_weight", "covariance_weight", "sigreg_weight")
         self.session = session
         self.encoder = encoder
         self.predictor = predictor
@@ -161,12 +184,12 @@ class JointRecipe(ClipRecipeSteps, Recipe):
                          "state_names": list(data.state_names), "clips": len(data), "total_steps": total}
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepLoss:
-        loss, tf_loss, ar_loss, variance, covariance = model(*batch)
-        logged = torch.stack([loss.detach().float(), tf_loss.float(), ar_loss.float(), variance, covariance])
+        loss, tf_loss, ar_loss, variance, covariance, gap = model(*batch)
+        logged = torch.stack([loss.detach().float(), tf_loss.float(), ar_loss.float(), variance, covariance, gap])
         return StepLoss(loss, logged)
 
     def loss_values(self, logged: torch.Tensor) -> dict[str, float]:
-        names = ("loss", "loss_tf", "loss_rollout", "variance", "covariance")
+        names = ("loss", "loss_tf", "loss_rollout", "variance", "covariance", "normality_gap")
         return {name: value.item() for name, value in zip(names, logged)}
 
     def save_models(self, directory: Path, step: int) -> None:

@@ -121,6 +121,9 @@ class TrainConfig:
                                      "std over the batch pushed up to 1)", low=0.0, high=1e3)
     covariance_weight: float = setting(0.04, "joint recipe: weight of the anti-collapse covariance penalty (the "
                                        "features decorrelated)", low=0.0, high=1e3)
+    sigreg_weight: float = setting(0.0, "joint recipe: weight of the normality term (the batch's features along "
+                                   "random directions pulled toward a standard normal, as LeWM's SIGReg; 0: off)",
+                                   low=0.0, high=1e3)
     seed: int = setting(0, "seed of the weight init and the data order")
     checkpoint_every: int = setting(100, "steps between checkpoints")
     keep_checkpoints: int = setting(2, "periodic checkpoints kept (older ones are deleted)")

@@ -12,7 +12,7 @@ from jepa_episodes.sim_recording import SimRecordingConfig, record_sim_episodes
 from jepa_world_model import load_encoder, load_predictor
 from jepa_world_model.config import EncoderConfig
 from jepa_world_model.errors import ConfigError
-from jepa_world_model.training.joint import anti_collapse
+from jepa_world_model.training.joint import anti_collapse, normality_gap
 from test.support.training import jepa_in_process
 
 
@@ -50,13 +50,24 @@ def test_the_anti_collapse_term_is_high_for_collapsed_features_and_low_for_sprea
     assert anti_collapse(correlated)[1].item() > 10.0
 
 
+@pytest.mark.unit
+def test_the_normality_gap_is_near_zero_for_normal_features_and_grows_with_clusters():
+    torch.manual_seed(0)
+    normal = torch.randn(512, 32)
+    half_clustered = normal.clone()
+    half_clustered[:256] = normal[0]     # half the frames share one vector: a per-feature variance still looks fine
+    assert normality_gap(normal).item() < 0.02
+    assert normality_gap(half_clustered).item() > 0.3 > anti_collapse(half_clustered)[0].item()
+    assert normality_gap(normal[:1].repeat(512, 1)).item() > normality_gap(half_clustered).item()
+
+
 @pytest.mark.slow
 def test_joint_recipe_trains_the_encoder_and_the_planner_uses_it(tmp_path):
     data = tmp_path / "push"
     record_sim_episodes(data, 3, steps=12, seed=41, config=SimRecordingConfig(task="push"))
     out = tmp_path / "joint"
     jepa_in_process("train", str(data), "--out", str(out), "--recipe", "joint", "--steps", "6", "--batch-size", "4",
-                    "--held-out", "0.34", "--encoder-override", "pooled_dim=16", "--checkpoint-every", "3",
+                    "--held-out", "0.34", "--encoder-override", "pooled_dim=16", "--checkpoint-every", "3", "--sigreg-weight", "0.5",
                     "--device", "cpu", "--no-progress")
     encoder, predictor = load_encoder(str(out)), load_predictor(str(out))
     assert encoder.config.pooled_dim == 16 and encoder.embed_dim == 16
@@ -69,6 +80,7 @@ def test_joint_recipe_trains_the_encoder_and_the_planner_uses_it(tmp_path):
     assert metadata["verdict"]["clips"] > 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(np.isfinite(r["variance"]) and 0.0 <= r["variance"] <= 1.0 for r in rows)
+    assert all(np.isfinite(r["normality_gap"]) and r["normality_gap"] > 0.0 for r in rows)
     # the offline planner runs a push episode on it (the encoder comes with the predictor)
     report = tmp_path / "eval.json"
     jepa_in_process("eval", "--offline", "--task", "push", "--predictor", str(out), "--episodes", "1",
