@@ -106,7 +106,8 @@ class PushTaskDefinition(Task):
 
     def tolerances(self, tolerance: float, count: int, calibrated: float | None = None) -> tuple[float | None, ...]:
         """``tolerance`` when > 0, else ``TOLERANCES`` scaled by the running model's calibrated planning tolerance
-        over the shipped model's (the same multiple of the reached energy for any model; unscaled without ``calibrated``)."""
+        over the shipped model's (the same multiple of the reached energy for any model; unscaled without
+        ``calibrated``)."""
         if tolerance > 0:
             return (tolerance,) * count
         scale = 1.0

@@ -80,9 +80,10 @@ def normality_gap(features: torch.Tensor, directions: int = SIGREG_DIRECTIONS) -
     unit = torch.randn(x.shape[1], directions, device=x.device)
     projected = x @ (unit / unit.norm(dim=0))                            # (M, K)
     t = SIGREG_POINTS.to(x.device)
+    normal = torch.exp(-t.square() / 2)            # a standard normal's characteristic function, also the weight
     angles = projected[..., None] * t                                  # (M, K, P)
-    gap = (angles.cos().mean(0) - torch.exp(-t.square() / 2)).square() + angles.sin().mean(0).square()
-    return (gap * torch.exp(-t.square() / 2)).sum(-1).mean()
+    gap = (angles.cos().mean(0) - normal).square() + angles.sin().mean(0).square()
+    return (gap * normal).sum(-1).mean()
 
 
 def encode_frames(encoder: Encoder, frames: torch.Tensor) -> torch.Tensor:
@@ -97,7 +98,7 @@ class JointLoss(nn.Module):
     DDP wraps: the encoder and the predictor are both trained)."""
 
     def __init__(self, encoder: Encoder, prediction: nn.Module, variance_weight: float,
-                 covariance_weight: float, sigreg_weight: float = 0.0) -> None:
+                 covariance_weight: float, sigreg_weight: float) -> None:
         super().__init__()
         self.encoder = encoder
         self.prediction = prediction

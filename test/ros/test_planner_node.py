@@ -39,8 +39,8 @@ HORIZON = 2
 STALE_ABORT_AFTER = 2.0
 # Small CEM and short waits keep the test fast; everything else comes from config/planner.yaml. The device is
 # given as "auto" on purpose: it must resolve (CUDA when available, else CPU).
-OVERRIDES = dict(samples=16, iterations=2, elites=4, horizon=HORIZON, settle_time=0.05, stale_abort_after=STALE_ABORT_AFTER,
-                 torch_threads=1, device="auto")
+OVERRIDES = dict(samples=16, iterations=2, elites=4, horizon=HORIZON, settle_time=0.05,
+                 stale_abort_after=STALE_ABORT_AFTER, torch_threads=1, device="auto")
 # A second planner whose predictor outputs NaN runs beside the first one, on its own names.
 NAN_REMAPS = {"__node": "nan_planner", **{f"/jepa/{name}": f"/nan/{name}" for name in (
     "embedding", "goal_embedding", "goal_image", "plan", "prediction", "predict", "reach_goal")}}

@@ -67,8 +67,8 @@ def test_joint_recipe_trains_the_encoder_and_the_planner_uses_it(tmp_path):
     record_sim_episodes(data, 3, steps=12, seed=41, config=SimRecordingConfig(task="push"))
     out = tmp_path / "joint"
     jepa_in_process("train", str(data), "--out", str(out), "--recipe", "joint", "--steps", "6", "--batch-size", "4",
-                    "--held-out", "0.34", "--encoder-override", "pooled_dim=16", "--checkpoint-every", "3", "--sigreg-weight", "0.5",
-                    "--device", "cpu", "--no-progress")
+                    "--held-out", "0.34", "--encoder-override", "pooled_dim=16", "--checkpoint-every", "3",
+                    "--sigreg-weight", "0.5", "--device", "cpu", "--no-progress")
     encoder, predictor = load_encoder(str(out)), load_predictor(str(out))
     assert encoder.config.pooled_dim == 16 and encoder.embed_dim == 16
     assert predictor.config.grid_size == (1, 1) and predictor.embed_dim == 16

@@ -84,12 +84,23 @@ def test_a_reference_that_gives_another_encoder_or_none_is_refused(trained, tmp_
         bundle.predictor_encoder(changed)
 
 
-def test_calibration_finds_the_energy_of_near_misses():
-    """Features that move with the position: the tolerance lies between the energies at and beyond the radius."""
-    rng = np.random.default_rng(0)
+def moving_features(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Six 40-step random walks of a position and features (T, 4, 8) that are a linear map of it: (features,
+    states)."""
+    rng = np.random.default_rng(seed)
     basis = rng.normal(size=(3, 4, 8)).astype(np.float32)
     states = [np.cumsum(rng.uniform(-0.006, 0.006, size=(40, 3)), axis=0) for _ in range(6)]
-    features = [np.einsum("ts,snd->tnd", s, basis) + 0.1 for s in states]
+    return [np.einsum("ts,snd->tnd", s, basis) + 0.1 for s in states], states
+
+
+def half_collapsed(features: list[np.ndarray]) -> list[np.ndarray]:
+    """Every second frame of every episode replaced by one shared feature map."""
+    return [np.where((np.arange(len(f)) % 2 == 0)[:, None, None], features[0][0], f) for f in features]
+
+
+def test_calibration_finds_the_energy_of_near_misses():
+    """Features that move with the position: the tolerance lies between the energies at and beyond the radius."""
+    features, states = moving_features(0)
     result = bundle.calibrate_tolerance(features, states, ("x", "y", "z"), radius=0.01)
     assert result["planning_tolerance_calibration"]["near_misses_within_tolerance"] <= 0.05
     close = []   # energies of pairs at most a quarter of the radius apart: these count as reached
@@ -102,8 +113,7 @@ def test_calibration_finds_the_energy_of_near_misses():
     assert bundle.calibrate_tolerance(features[:1], [s[:3] for s in states[:1]], ("x", "y", "z"), 0.01) is None
     assert result["planning_tolerance_calibration"]["indistinct_far_pairs"] == 0.0
     # Half the frames collapsed onto one feature map: the calibration says how many distant pairs look the same.
-    collapsed = [np.where((np.arange(len(f)) % 2 == 0)[:, None, None], features[0][0], f) for f in features]
-    share = bundle.calibrate_tolerance(collapsed, states, ("x", "y", "z"), radius=0.01)[
+    share = bundle.calibrate_tolerance(half_collapsed(features), states, ("x", "y", "z"), radius=0.01)[
         "planning_tolerance_calibration"]["indistinct_far_pairs"]
     assert 0.15 < share < 0.35    # about a quarter of the pairs join two collapsed frames
 
@@ -164,16 +174,13 @@ def test_training_warns_when_the_features_collapse_distant_positions(caplog):
     from types import SimpleNamespace
 
     from jepa_world_model.training.predictor_steps import planning_tolerance_metadata
-    rng = np.random.default_rng(1)
-    states = [np.cumsum(rng.uniform(-0.006, 0.006, size=(40, 3)), axis=0) for _ in range(6)]
-    features = [np.einsum("ts,snd->tnd", s, rng.normal(size=(3, 4, 8))).astype(np.float32) + 0.1 for s in states]
+    features, states = moving_features(1)
     cfg = SimpleNamespace(reach_radius=0.01, seed=0)
     with caplog.at_level("WARNING"):
         planning_tolerance_metadata(cfg, SimpleNamespace(features=features, states=states, state_names=("x", "y", "z")))
     assert "hardly tell positions apart" not in caplog.text
-    collapsed = [np.where((np.arange(len(f)) % 2 == 0)[:, None, None], features[0][0], f) for f in features]
     with caplog.at_level("WARNING"):
-        meta = planning_tolerance_metadata(cfg, SimpleNamespace(features=collapsed, states=states,
+        meta = planning_tolerance_metadata(cfg, SimpleNamespace(features=half_collapsed(features), states=states,
                                                                 state_names=("x", "y", "z")))
     share = meta["planning_tolerance_calibration"]["indistinct_far_pairs"]
     assert f"{100 * share:.1f}% of frame pairs more than 0.02 apart" in caplog.text
