@@ -106,6 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `jepa energy-weights`."""
     parser.add_argument("--encoder", required=True, help="encoder: model name, preset, checkpoint dir (a predictor "
                         "checkpoint's own encoder), official .pt or HF id")
+    parser.add_argument("--encoder-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="encoder config field to change, repeatable (for example crop_size=128: the scenes "
+                        "are rendered at the encoder's crop size)")
     parser.add_argument("--task", choices=TASKS, default="push", help="scenes of this task (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: %(default)s)")
@@ -115,17 +118,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Entry point of `jepa energy-weights`: one JSON line on stdout (2 when the encoder cannot be loaded)."""
     from jepa_world_model import load_encoder
-    from jepa_world_model.errors import WorldModelError
+    from jepa_world_model.training.overrides import parse_overrides
 
     if args.episodes < 1:
         print("jepa energy-weights: --episodes must be >= 1", file=sys.stderr)
         return 2
     try:
-        encoder = load_encoder(args.encoder, output_layer_norm=True)
-    except (WorldModelError, OSError) as exc:
+        overrides = parse_overrides(args.encoder_override, "--encoder-override")
+        encoder = load_encoder(args.encoder, **{**overrides, "output_layer_norm": True})
+    except (ValueError, OSError) as exc:  # WorldModelError and TrainingError are ValueErrors
         print(f"jepa energy-weights: cannot load encoder {args.encoder!r}: {exc}", file=sys.stderr)
         return 2
-    table = {"encoder": args.encoder, "encoder_id": encoder.model_id,
+    table = {"encoder": args.encoder, "encoder_overrides": overrides, "encoder_id": encoder.model_id,
              **energy_weights(encoder, args.task, args.episodes, args.seed)}
     line = json.dumps(table)
     if args.json:

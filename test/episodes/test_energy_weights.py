@@ -39,3 +39,16 @@ def test_the_command_writes_its_json_and_refuses_a_missing_encoder_in_one_line(t
     assert len(err) == 1 and "cannot load encoder" in err[0]
     with pytest.raises(ValueError, match="task"):
         energy_weights(load_encoder("tiny", output_layer_norm=True), "stack")
+
+
+def test_an_encoder_override_changes_the_rendered_size_and_a_bad_one_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "weights.json"
+    assert jepa_main(["energy-weights", "--encoder", "tiny", "--encoder-override", "crop_size=32", "--task", "grasp",
+                      "--episodes", "1", "--json", str(out)]) == 0
+    table = json.loads(out.read_text())
+    assert table["image_size"] == 32 and table["encoder_overrides"] == {"crop_size": 32}
+    for bad in ("crop_size=30", "crop_size", "no_such_field=1"):
+        capsys.readouterr()
+        assert jepa_main(["energy-weights", "--encoder", "tiny", "--encoder-override", bad, "--episodes", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "cannot load encoder" in err[0], bad
