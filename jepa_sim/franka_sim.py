@@ -60,6 +60,8 @@ EE_MIN_HEIGHT = 0.022  # m: the servo keeps the EE at least this high (fingertip
 MAX_JOINT_SPEED = 2.0  # rad/s, reference speed limit of the servo
 _DLS_DAMPING = 0.02  # damping of the DLS solve (m / rad)
 _NULLSPACE_GAIN = 2.0  # 1/s, pull of the redundant DOF towards the home posture
+_REST_PULL = 0.1  # share of the gap to home that each IK iteration pulls in the null space (to the rest posture)
+_IK_ITERATIONS = 400  # per seed: the pose takes a few dozen, settling into the rest posture a few hundred
 _MAX_TRACKING_LAG = 0.02  # m (and rad), how far the set-point may run ahead of the reference (anti wind-up)
 _LIMIT_MARGIN = 0.02  # rad, the reference stays this far inside the joint limits
 _ROT_WEIGHT = 0.5  # m/rad: orientation error weight in the IK (a 0.1 rad error weighs like 5 cm)
@@ -483,7 +485,10 @@ class FrankaSim:
     def ik(self, position: Sequence[float], euler: Sequence[float] = DOWN_EULER,
            seeds: Sequence[np.ndarray] | None = None, tol: float = 1e-4) -> np.ndarray | None:
         """Arm joint positions placing the EE at ``position`` (m) with extrinsic x-y-z ``euler`` (rad), base frame,
-        inside the joint limits, or None when no seed converges (default seeds: home, the current reference)."""
+        inside the joint limits, or None when no seed converges (default seeds: home, the current reference).
+
+        Of the postures that place the EE there, the one the servo comes to rest in (its null-space pull towards
+        home run to convergence), so that a rendered goal or start shows the arm as it looks when it gets there."""
         p_goal = _as_vector(position, 3, "position")
         r_goal = t3d_euler.euler2mat(*_as_vector(euler, 3, "euler"), EULER_AXES)
         if p_goal[2] < EE_MIN_HEIGHT - 1e-9:
@@ -491,12 +496,12 @@ class FrankaSim:
         low, high = self.joint_lower + _LIMIT_MARGIN, self.joint_upper - _LIMIT_MARGIN
         for seed in (seeds if seeds is not None else [self.home, self._q_ref]):
             q = np.clip(np.asarray(seed, dtype=float), low, high)
-            for _ in range(200):
+            for _ in range(_IK_ITERATIONS):
                 pos, rot, jac = self._fk(q)
                 err = np.r_[p_goal - pos, _ROT_WEIGHT * _rotvec(r_goal @ rot.T)]
-                if np.linalg.norm(err) < tol:
+                dq = self._dls(jac, err, 1e-3, q, _REST_PULL)
+                if np.linalg.norm(err) < tol and np.max(np.abs(dq)) < tol:
                     return q
-                dq = self._dls(jac, err, 1e-3, q)
                 dq *= min(1.0, 0.3 / max(float(np.max(np.abs(dq))), 1e-12))
                 q = np.clip(q + dq, low, high)
         return None
@@ -595,12 +600,14 @@ class FrankaSim:
         jac = np.vstack([jacp[:, self._dof_adr], _ROT_WEIGHT * jacr[:, self._dof_adr]])
         return s.site_xpos[self._site_id].copy(), s.site_xmat[self._site_id].reshape(3, 3).copy(), jac
 
-    def _dls(self, jac: np.ndarray, err: np.ndarray, damping: float, q: np.ndarray) -> np.ndarray:
-        """DLS step towards ``err`` plus a null-space pull of ``q`` towards home; joints a limit would be pushed
-        through are locked and the rest re-solved."""
+    def _dls(self, jac: np.ndarray, err: np.ndarray, damping: float, q: np.ndarray,
+             pull_share: float | None = None) -> np.ndarray:
+        """DLS step towards ``err`` plus a null-space pull of ``q`` towards home (``pull_share`` of the gap, default
+        the servo's per physics step); joints a limit would be pushed through are locked and the rest re-solved."""
         low, high = self.joint_lower + _LIMIT_MARGIN, self.joint_upper - _LIMIT_MARGIN
         free = np.ones(7, dtype=bool)
-        pull = _NULLSPACE_GAIN * self.timestep * (self.home - q)
+        share = _NULLSPACE_GAIN * self.timestep if pull_share is None else pull_share
+        pull = share * (self.home - q)
         for _ in range(7):
             j = jac[:, free]
             a = j @ j.T + damping**2 * np.eye(6)

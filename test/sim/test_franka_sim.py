@@ -173,6 +173,24 @@ def test_render_state_leaves_the_live_state(sim):
         sim.render_state([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # joint 4 must be <= -0.4
 
 
+def test_goal_postures_are_the_ones_the_arm_rests_in():
+    """A goal rendered at a pose shows the arm as it stands after driving there (the Franka is redundant: another
+    elbow made the frame at the exact goal pose as far from the goal image as one 1 cm off, and the planner chased
+    it). Its own sim: driving moves the shared one."""
+    with FrankaSim(image_size=64, seed=0) as sim:
+        for seed, goal in ((1, (0.45, -0.12, 0.03)), (2, (0.6, 0.15, 0.2))):
+            sim.reset(seed=seed, cube_xy=(0.7, 0.3))
+            for _ in range(60):  # deltas of at most 2 cm, as plans are
+                delta = np.asarray(goal) - sim.ee_position()
+                sim.apply_action(np.r_[delta * min(1.0, 0.02 / np.linalg.norm(delta)), 0.0, 0.0, 0.0, 0.0])
+            sim.apply_action(np.zeros(7))
+            sim.step(1000)   # held for 2 s: the servo's null-space pull settles the elbow
+            assert np.linalg.norm(sim.ee_position() - goal) < 1e-3
+            rested, euler = sim.joint_positions(), sim.ee_euler()
+            assert np.abs(sim.ik(goal, euler) - rested).max() < 0.005
+            assert np.abs(sim.render_goal(goal, euler).astype(int) - sim.render().astype(int)).mean() < 0.5
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_scripted_grasp_lifts_the_cube(sim, seed):
     result = run_episode(sim, "grasp", seed=seed)
