@@ -208,7 +208,7 @@ class _UnrolledRollout(nn.Module):
         for block in p.predictor_blocks:
             x, kv = block.forward_cached(x, cos, sin, None)
             past.append(kv if keep else None)
-        return rollout_module.continue_rollout(p, x, past, state[:, -1], actions, 0)
+        return rollout_module.continue_rollout(p, x, past, context[:, -1], state[:, -1], actions, 0)
 
 
 class OrtRollout:

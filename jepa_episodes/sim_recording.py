@@ -50,7 +50,8 @@ class SimRecordingConfig:
     probability ``random_prob``). With ``step_mix`` given, episode i uses ``step_mix[i % len]`` as its
     ``max_step``, so that a model learns the large moves and the fine ones (:data:`STEP_MIXES`). Tasks "grasp" and
     "pick_place": the Franka from a random start (``FrankaSim.reset``) played by the scripted policy
-    (``PickPlaceScript``) with its noise scaled by ``franka_noise``; ``max_step`` and the step mix do not apply.
+    (``PickPlaceScript``) with its noise scaled by ``franka_noise`` and a random step with probability
+    ``random_prob``; ``max_step`` and the step mix do not apply.
     ``image_size`` 0: 64 px for the 3-joint arm, 128 px for the Franka."""
 
     image_size: int = 0
@@ -213,7 +214,7 @@ def record_franka_episodes(out_dir: str | Path, episodes: int, steps: int, seed:
     with FrankaSim(image_size=config.camera_size, seed=seed, control_period=period) as sim:
         for episode in range(episodes):
             sim.reset(rng=rng)
-            script = PickPlaceScript(config.task, rng=rng, noise=config.franka_noise)
+            script = PickPlaceScript(config.task, rng=rng, noise=config.franka_noise, random_prob=config.random_prob)
             script.reset(sim)
             extra = ((topics.OBJECT_POSE, POSE_TYPE), (topics.SERVO_TWIST, TWIST_TYPE), (topics.PLAN, PLAN_TYPE))
             path, t0, writer = _episode_writer(out_dir, episode, config, extra)

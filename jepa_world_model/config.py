@@ -284,6 +284,9 @@ class PredictorConfig:
     is clipped to the state space's bounds; ``none``: keep the last state. Not given (None): ``ee_pose`` when the
     states hold a [roll, pitch, yaw] triple that actions map onto, else ``add``. ``normalize_rollout``
     layer-norms (no affine) each predicted frame before it is fed back, matching layer-normed training targets.
+    ``residual`` makes each output the input frame's features plus the predicted change (the project's option for
+    its own models, off in the official layout): doing nothing predicts the frame it was given, so the little that
+    one control step changes is all the network has to learn.
     ``layer_norm_eps`` is the eps of every LayerNorm (official files: the reference's 1e-6).
     """
 
@@ -303,12 +306,15 @@ class PredictorConfig:
     normalize_rollout: bool = True
     qkv_bias: bool = True
     layer_norm_eps: float = 1e-6
+    residual: bool = False
 
     DIM_OVERRIDES: ClassVar[tuple[str, ...]] = ("action_dim", "state_dim")
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "width", "depth", "num_heads", "mlp_hidden", "max_steps"):
             _positive_int(f"PredictorConfig.{name}", getattr(self, name))
+        if not isinstance(self.residual, bool):
+            raise ConfigError(f"PredictorConfig.residual must be true or false, got {self.residual!r}")
         if self.width % self.num_heads:
             raise ConfigError(
                 f"PredictorConfig.width={self.width} is not divisible by num_heads={self.num_heads}")
@@ -389,6 +395,8 @@ class PredictorConfig:
         data["state_space"] = self.state_space.to_dict()
         data["grid_size"] = list(self.grid_size)
         data["action_to_state"] = list(self.action_to_state)
+        if not self.residual:  # models without it keep the dict (and so the model_id) they always had
+            del data["residual"]
         return data
 
     @classmethod

@@ -223,7 +223,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--sim --task push: std of the x-y noise added to each scripted step, m "
                              "(default: %(default)s)")
     parser.add_argument("--random-prob", type=float, default=sim.random_prob,
-                        help="--sim --task push: probability of a purely random step (default: %(default)s)")
+                        help="--sim --task push, grasp or pick_place: probability of a random step instead of the "
+                             "scripted one (default: %(default)s)")
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:

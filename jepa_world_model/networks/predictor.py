@@ -4,7 +4,8 @@ Per time step t the token sequence holds [action token, state token, N patch tok
 normalised with the config's ``ActionSpace``/``StateSpace`` and embedded by linear layers; patch features by
 ``predictor_embed`` (D -> width). Blocks use 3D rotary positions (action/state tokens only get the temporal
 part) and block-causal attention (a token of step t sees every token of steps <= t). Patch outputs go through
-``predictor_norm`` and ``predictor_proj`` (width -> D). Output t is the prediction of frame t+1.
+``predictor_norm`` and ``predictor_proj`` (width -> D). Output t is the prediction of frame t+1; with
+``config.residual`` the readout is the change from frame t, added to it.
 
 The autoregressive rollout lives in :mod:`jepa_world_model.networks.rollout`, future states in
 :mod:`jepa_world_model.networks.state_update`, the loaders in :mod:`jepa_world_model.checkpoints.predictor_loading`.
@@ -157,7 +158,8 @@ class ACPredictor(nn.Module):
         mask = block_causal_mask(steps, self.tokens_per_step, x.device) if steps > 1 else None
         for block in self.predictor_blocks:
             x = block(x, cos, sin, mask)
-        return self.readout(x)
+        out = self.readout(x)
+        return out + features.to(out) if cfg.residual else out
 
     @torch.inference_mode()
     def rollout(self, features: torch.Tensor, states: torch.Tensor, actions: torch.Tensor,

@@ -51,7 +51,7 @@ def rollout(predictor: "nn.Module", features: Any, states: Any, actions: Any,
     for i, block in enumerate(predictor.predictor_blocks):
         x, kv = block.forward_cached(x, cos, sin, past[i])
         past[i] = kv if horizon > 1 else None
-    return continue_rollout(predictor, x, past, states[:, -1], actions, ctx_steps - 1)
+    return continue_rollout(predictor, x, past, features[:, -1], states[:, -1], actions, ctx_steps - 1)
 
 
 def prepare_context(predictor: "nn.Module", features: Any, states: Any,
@@ -130,10 +130,11 @@ def context_past(predictor: "nn.Module", features: torch.Tensor, states: torch.T
     return past
 
 
-def continue_rollout(predictor: "nn.Module", x: torch.Tensor, past: Past, state: torch.Tensor,
+def continue_rollout(predictor: "nn.Module", x: torch.Tensor, past: Past, frame: torch.Tensor, state: torch.Tensor,
                      actions: torch.Tensor, start: int) -> torch.Tensor:
     """Predictions (B, H, N, D) from the blocks' output ``x`` (B, 2+N, W) on the first rollout step (time
-    ``start``, state ``state`` (B|1, S)) and every layer's keys/values up to that step (used when H > 1)."""
+    ``start``, that step's frame ``frame`` (B|1, N, D) and state ``state`` (B|1, S)) and every layer's keys/values
+    up to that step (used when H > 1)."""
     cfg = predictor.config
     batch, horizon = actions.shape[:2]
     out = torch.empty(batch, horizon, cfg.tokens_per_frame, cfg.embed_dim, device=x.device,
@@ -149,6 +150,8 @@ def continue_rollout(predictor: "nn.Module", x: torch.Tensor, past: Past, state:
                 x, kv = block.forward_cached(x, cos, sin, past[i])
                 past[i] = kv if keep else None
         pred = predictor.readout(x)[:, 0]
+        if cfg.residual:
+            pred = pred + frame.to(pred.dtype)
         if cfg.normalize_rollout:
             pred = layer_norm_features(pred)
         out[:, step] = pred
@@ -175,6 +178,7 @@ class PreparedContext:
         self.predictor = predictor
         self.context_steps = features.shape[1]
         self._state = states[:, -1]
+        self._frame = features[:, -1]
         self._past = context_past(predictor, features, states, context_actions)
         shared = torch.cat([predictor.state_encoder(predictor.normalise(self._state, cfg.state_space)),
                             predictor.predictor_embed(features[0, -1])])
@@ -209,4 +213,4 @@ class PreparedContext:
         for i in range(1, len(blocks)):
             x, kv = blocks[i].forward_cached(x, *self._tables, self._past[i])
             past[i] = kv if horizon > 1 else None
-        return continue_rollout(predictor, x, past, self._state, actions, self.context_steps - 1)
+        return continue_rollout(predictor, x, past, self._frame, self._state, actions, self.context_steps - 1)

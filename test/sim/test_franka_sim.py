@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import transforms3d.euler as t3d_euler
 
-from jepa_sim.franka_script import LIFT_SUCCESS, PLACE_SUCCESS, PickPlaceScript, run_episode
+from jepa_sim.franka_script import LIFT_SUCCESS, PLACE_SUCCESS, RANDOM_STEP, PickPlaceScript, run_episode
 from jepa_sim.franka_sim import (CUBE_HALF, CUBE_REGION, EE_MIN_HEIGHT, FINGER_MAX, GRIPPER_SPEED, JOINT_NAMES,
                                  START_REGION, STATE_LABELS, TARGET_REGION, FrankaSim)
 
@@ -227,3 +227,24 @@ def test_script_is_noisy_but_closed_loop(sim):
     assert quiet.act(sim)[6] == -1.0
     with pytest.raises(ValueError):
         PickPlaceScript("stack")
+
+
+def test_random_steps_move_and_close_at_random_but_never_open_on_a_held_cube(sim):
+    sim.reset(seed=0)
+    scripted = PickPlaceScript("grasp", noise=0.0)
+    scripted.reset(sim)
+    planned = scripted.act(sim)
+    wild = PickPlaceScript("grasp", rng=np.random.default_rng(3), noise=0.0, random_prob=1.0)
+    wild.reset(sim)
+    steps = np.array([wild.act(sim) for _ in range(40)])  # the arm stays put: the same scene, 40 draws
+    assert np.abs(steps[:, :3]).max() <= RANDOM_STEP and np.ptp(steps[:, :3], axis=0).min() > RANDOM_STEP
+    assert not np.allclose(steps[0, :3], planned[:3])
+    assert set(steps[:, 6]) == {-1.0, 1.0}  # closes or opens at random while the script holds the gripper open
+    np.testing.assert_allclose(steps[:, 3:6], np.tile(planned[3:6], (40, 1)))  # keeps turning as scripted
+    holding = PickPlaceScript("grasp", rng=np.random.default_rng(4), noise=0.0, random_prob=1.0)
+    holding.reset(sim)
+    holding._phase = holding.phases.index("lift")
+    assert all(holding.act(sim)[6] == 1.0 for _ in range(20))
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="random_prob"):
+            PickPlaceScript("grasp", random_prob=bad)

@@ -18,6 +18,17 @@ def predictor() -> ACPredictor:
     return load_predictor("tiny")
 
 
+@pytest.fixture(scope="module")
+def residual_predictor() -> ACPredictor:
+    return load_predictor("tiny", residual=True)
+
+
+@pytest.fixture(params=["plain", "residual"])
+def either_predictor(request, predictor, residual_predictor) -> ACPredictor:
+    """Both readouts: the official one and the residual one (the change from the input frame)."""
+    return predictor if request.param == "plain" else residual_predictor
+
+
 def _randn(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
 
@@ -60,6 +71,29 @@ def test_forward_shape_and_block_causality(predictor):
     assert (out[:, 2:] - base[:, 2:]).abs().amax() > 1e-2  # later actions do matter
 
 
+def test_residual_readout_adds_the_change_to_the_frame_it_was_given(predictor, residual_predictor):
+    assert "residual" not in predictor.config.to_dict()  # models without it keep their model_id
+    assert residual_predictor.config.to_dict()["residual"] is True
+    assert residual_predictor.model_id != load_predictor("tiny", residual=False).model_id
+    with pytest.raises(ConfigError, match="residual must be true or false"):
+        PredictorConfig(residual="yes")
+    still = load_predictor("tiny", residual=True)
+    with torch.no_grad():
+        still.predictor_proj.weight.zero_()
+        still.predictor_proj.bias.zero_()
+    feats = F.layer_norm(_randn(2, 3, N, D), (D,))  # layer-normed, as the encoder's features are
+    acts, states = _randn(2, 3, 3, seed=1, scale=0.03), _randn(2, 3, 3, seed=2, scale=0.2)
+    with torch.no_grad():
+        torch.testing.assert_close(still(feats, acts, states), feats)  # no change predicted: the frame itself
+    rolled = still.rollout(feats[:1], states[:1], _randn(4, 3, 3, seed=3, scale=0.03))
+    torch.testing.assert_close(rolled, F.layer_norm(feats[:1, -1:], (D,), eps=1e-5).expand(4, 3, -1, -1),
+                               atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # and a trained change is added to it, not substituted for it
+        plain_out = load_predictor("tiny")(feats, acts, states)
+        residual_out = residual_predictor(feats, acts, states)
+    torch.testing.assert_close(residual_out - feats, plain_out, atol=1e-5, rtol=1e-5)
+
+
 def test_block_causal_mask_layout():
     mask = block_causal_mask(3, 2)
     expected = torch.tensor([[1, 1, 0, 0, 0, 0]] * 2 + [[1, 1, 1, 1, 0, 0]] * 2 + [[1] * 6] * 2, dtype=torch.bool)
@@ -93,7 +127,8 @@ def _teacher_forced_rollout(predictor, feats, states, actions):
 
 
 @pytest.mark.parametrize("context_frames", [1, 3])
-def test_cached_rollout_matches_teacher_forcing(predictor, context_frames):
+def test_cached_rollout_matches_teacher_forcing(either_predictor, context_frames):
+    predictor = either_predictor
     feats, states = _randn(1, context_frames, N, D), _randn(1, context_frames, 3, seed=4, scale=0.2)
     actions = _randn(5, 3, 3, seed=5, scale=0.03)
     expected = _teacher_forced_rollout(predictor, feats, states, actions)
@@ -200,7 +235,8 @@ def test_teacher_forced_forward_trains():
 
 
 @pytest.mark.parametrize("context_frames, horizon", [(1, 1), (1, 3), (3, 1), (3, 2)])
-def test_prepared_context_matches_rollout(predictor, context_frames, horizon):
+def test_prepared_context_matches_rollout(either_predictor, context_frames, horizon):
+    predictor = either_predictor
     feats, states = _randn(1, context_frames, N, D), _randn(1, context_frames, 3, seed=13, scale=0.2)
     context_actions = _randn(1, context_frames - 1, 3, seed=14, scale=0.03)
     prepared = predictor.prepare_context(feats, states, context_actions)
