@@ -1,0 +1,65 @@
+"""Greedy descent on the real planning energy to the Franka "pregrasp" goal image (the open hand around the cube), no
+predictor: how far from the pose does the energy still lead the hand there?
+
+Each step renders the 27 outcomes of moving the hand by STEP m along one of the 26 grid directions or not at all
+(the arm placed by ``FrankaSim.ik``, gripper open, cube where it started; rendered at the encoder's crop size) and
+takes the one of lowest energy (mean absolute difference of the layer-normed features, as the planner scores):
+what a planner with a perfect predictor and a one-step horizon does, on this grid of moves.
+
+Run from the repository root: ``.venv/bin/python docs/results/franka_grasp/oracle_descent.py MODEL [RADIUS ...]``
+(MODEL: a model directory or shipped name whose encoder is used; no RADIUS: the grasp task's starts, seed 0; each
+RADIUS in m: starts that far from the pose, above it, 5 episodes). Prints one line per episode.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+
+import numpy as np
+import torch
+
+from jepa_episodes.offline import load_models, place_franka_start
+from jepa_episodes.tasks.grasp import GRASP, franka_start, held_scene
+from jepa_sim.franka_sim import FrankaSim
+
+STEP = 0.015  # m per step
+
+
+def main(model: str, radii: list[float]) -> None:
+    encoder, _ = load_models(model, model)
+
+    def features(image: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            return encoder(torch.from_numpy(np.ascontiguousarray(image))[None]).float()[0]
+
+    moves = np.array(list(itertools.product((-1, 0, 1), repeat=3)), float)
+    moves *= STEP / np.maximum(np.linalg.norm(moves, axis=1, keepdims=True), 1.0)
+    sim = FrankaSim(image_size=encoder.config.crop_size, control_period=0.1)  # the encoder's input size
+    for radius in radii or [0.0]:
+        rng = np.random.default_rng(1)
+        for episode in GRASP.sample(5 if radius else 4, 0):
+            place_franka_start(sim, franka_start(episode))
+            scene = held_scene("pregrasp", episode, episode.cube_start)
+            goal, euler = np.asarray(scene.ee), scene.ee_euler
+            goal_features = features(sim.render_goal(goal, euler, 0.0))
+            position = np.asarray(episode.ee_start, float)
+            if radius:
+                v = rng.normal(size=3)
+                v[2] = abs(v[2]) + 0.5
+                position = goal + radius * v / np.linalg.norm(v)
+            start = float(np.linalg.norm(position - goal))
+            distances = []
+            for _ in range(int(2.5 * radius / STEP) if radius else 40):
+                energies = []
+                for move in moves:
+                    q = sim.ik(position + move, euler)
+                    energy = np.inf if q is None else float((features(sim.render_state(q, 0.0)) - goal_features)
+                                                            .abs().mean())
+                    energies.append(energy)
+                position = position + moves[int(np.argmin(energies))]
+                distances.append(float(np.linalg.norm(position - goal)))
+            print(f"start {start:.3f} m from the pose: closest {min(distances):.3f} m, final {distances[-1]:.3f} m")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], [float(r) for r in sys.argv[2:]])
