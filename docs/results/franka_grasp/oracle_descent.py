@@ -8,11 +8,13 @@ what a planner with a perfect predictor and a one-step horizon does, on this gri
 
 Run from the repository root: ``.venv/bin/python docs/results/franka_grasp/oracle_descent.py MODEL [RADIUS ...]``
 (MODEL: a model directory or shipped name whose encoder is used; no RADIUS: the grasp task's starts, seed 0; each
-RADIUS in m: starts that far from the pose, above it, 5 episodes). Prints one line per episode.
+RADIUS in m: starts that far from the pose, above it, 5 episodes; environment STEP: the move in m, default 0.015).
+Prints one line per episode.
 """
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 
 import numpy as np
@@ -22,7 +24,7 @@ from jepa_episodes.offline import load_models, place_franka_start
 from jepa_episodes.tasks.grasp import GRASP, franka_start, held_scene
 from jepa_sim.franka_sim import FrankaSim
 
-STEP = 0.015  # m per step
+STEP = float(os.environ.get("STEP", "0.015"))  # m per step
 
 
 def main(model: str, radii: list[float]) -> None:
