@@ -14,7 +14,7 @@ import numpy as np
 
 from jepa_episodes.offline import run_offline
 from jepa_episodes.tasks.base import GoalScene
-from jepa_episodes.tasks.grasp import HELD_BELOW_EE, FrankaEpisode, GraspTask, grasped_cube, held_scene
+from jepa_episodes.tasks.grasp import FrankaEpisode, GraspTask, grasped_cube, held_scene
 
 BUDGETS = (10, 25)
 TOLERANCES = (1e-9, None)  # the first goal never counts as reached; the second: the model's calibrated tolerance
@@ -29,9 +29,8 @@ class CloseAndLift(GraspTask):
     def sample(self, episodes: int, seed: int) -> list[FrankaEpisode]:
         out = []
         for episode in super().sample(episodes, seed):
-            pregrasp = np.asarray(episode.cube_start) + np.array([0.0, 0.0, HELD_BELOW_EE])
-            out.append(dataclasses.replace(episode, ee_start=tuple(float(v) for v in pregrasp),
-                                           ee_yaw=episode.grasp_yaw))
+            pregrasp = held_scene("closed", episode, episode.cube_start).ee  # the hand around the cube
+            out.append(dataclasses.replace(episode, ee_start=pregrasp, ee_yaw=episode.grasp_yaw))
         return out
 
     def goals(self, episode: FrankaEpisode, count: int) -> list[GoalScene]:
