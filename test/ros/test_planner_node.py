@@ -91,7 +91,7 @@ class Driver:
     def __init__(self, encoder):
         self.encoder = encoder
         self.model_id = encoder.model_id
-        self.ros = RosDriver()
+        self.ros = RosDriver(spin=False)  # spins once the action clients exist (see RosDriver)
         node = self.node = self.ros.node
         self.lock = threading.Lock()
         self.plans: list[tuple[float, Plan]] = []
@@ -120,6 +120,7 @@ class Driver:
         self.goal_features = self.features(self.images["gradient"])
         self.current_features = self.features(self.images["checker"])
         self.ros.every(0.05, self._publish_feed)
+        self.ros.start()
 
     # -- recording
     def _on_plan(self, msg: Plan) -> None:

@@ -138,9 +138,14 @@ class Collector:
 
 
 class Driver:
-    """The test side of the DDS conversation: one rclpy node spun in a background thread."""
+    """The test side of the DDS conversation: one rclpy node spun in a background thread.
 
-    def __init__(self):
+    Make action clients before the thread spins (``Driver(spin=False)``, then ``start()``): rclpy (9.1) adds an
+    ActionClient to its node before the client is fully built, and an executor spinning in another thread that
+    looks at it then dies with an AttributeError, silently ending every callback of the test.
+    """
+
+    def __init__(self, spin: bool = True):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
@@ -150,6 +155,11 @@ class Driver:
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
+        if spin:
+            self.start()
+
+    def start(self) -> None:
+        """Start spinning the node in the background thread."""
         self._thread.start()
 
     def _spin(self) -> None:
@@ -206,7 +216,8 @@ class Driver:
         self._executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        self._thread.join(5.0)
+        if self._thread.is_alive():
+            self._thread.join(5.0)
 
 
 def latest_status(collector: Collector, name: str):
