@@ -93,6 +93,7 @@ class NodeDriver:
             node.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, reliable_qos())
         self._reset = node.create_client(Trigger, f"{sim}/reset")
         self._arm = node.create_client(SetBool, f"{controller}/arm")
+        # Before the spin thread starts: rclpy (9.1) adds an ActionClient to its node before building it fully.
         self._reach = ActionClient(node, ReachGoal, topics.REACH_GOAL_ACTION)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(node)

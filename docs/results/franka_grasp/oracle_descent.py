@@ -4,7 +4,9 @@ predictor: how far from the pose does the energy still lead the hand there?
 Each step renders the 27 outcomes of moving the hand by STEP m along one of the 26 grid directions or not at all
 (the arm placed by ``FrankaSim.ik``, gripper open, cube where it started; rendered at the encoder's crop size) and
 takes the one of lowest energy (mean absolute difference of the layer-normed features, as the planner scores):
-what a planner with a perfect predictor and a one-step horizon does, on this grid of moves.
+what a planner with a perfect predictor and a one-step horizon does, on this grid of moves. Environment POOL (for
+example "1,2,4"; default "1", the planner's energy) scores a multi-scale variant instead: the features averaged over
+every k x k window of the patch grid (stride 1) for each k listed, the energies of the scales summed.
 
 Run from the repository root: ``.venv/bin/python docs/results/franka_grasp/oracle_descent.py MODEL [RADIUS ...]``
 (MODEL: a model directory or shipped name whose encoder is used; no RADIUS: the grasp task's starts, seed 0; each
@@ -19,20 +21,30 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from jepa_episodes.offline import load_models, place_franka_start
 from jepa_episodes.tasks.grasp import GRASP, franka_start, held_scene
 from jepa_sim.franka_sim import FrankaSim
 
 STEP = float(os.environ.get("STEP", "0.015"))  # m per step
+POOL = [int(k) for k in os.environ.get("POOL", "1").split(",")]  # window sizes on the patch grid
 
 
 def main(model: str, radii: list[float]) -> None:
     encoder, _ = load_models(model, model)
+    side = encoder.config.crop_size // encoder.config.patch_size
 
-    def features(image: np.ndarray) -> torch.Tensor:
+    def features(image: np.ndarray) -> list[torch.Tensor]:
         with torch.inference_mode():
-            return encoder(torch.from_numpy(np.ascontiguousarray(image))[None]).float()[0]
+            tokens = encoder(torch.from_numpy(np.ascontiguousarray(image))[None]).float()[0]
+        if POOL == [1]:  # the planner's energy (also for encoders whose output is not a patch grid)
+            return [tokens]
+        grid = tokens.T.reshape(1, -1, side, side)
+        return [F.avg_pool2d(grid, k, stride=1) for k in POOL]
+
+    def energy(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+        return sum(float((x - y).abs().mean()) for x, y in zip(a, b))
 
     moves = np.array(list(itertools.product((-1, 0, 1), repeat=3)), float)
     moves *= STEP / np.maximum(np.linalg.norm(moves, axis=1, keepdims=True), 1.0)
@@ -55,9 +67,7 @@ def main(model: str, radii: list[float]) -> None:
                 energies = []
                 for move in moves:
                     q = sim.ik(position + move, euler)
-                    energy = np.inf if q is None else float((features(sim.render_state(q, 0.0)) - goal_features)
-                                                            .abs().mean())
-                    energies.append(energy)
+                    energies.append(np.inf if q is None else energy(features(sim.render_state(q, 0.0)), goal_features))
                 position = position + moves[int(np.argmin(energies))]
                 distances.append(float(np.linalg.norm(position - goal)))
             print(f"start {start:.3f} m from the pose: closest {min(distances):.3f} m, final {distances[-1]:.3f} m")
