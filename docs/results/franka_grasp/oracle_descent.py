@@ -6,7 +6,8 @@ Each step renders the 27 outcomes of moving the hand by STEP m along one of the 
 takes the one of lowest energy (mean absolute difference of the layer-normed features, as the planner scores):
 what a planner with a perfect predictor and a one-step horizon does, on this grid of moves. Environment POOL (for
 example "1,2,4"; default "1", the planner's energy) scores a multi-scale variant instead: the features averaged over
-every k x k window of the patch grid (stride 1) for each k listed, the energies of the scales summed.
+every k x k window of the patch grid (stride 1) for each k listed, the energies of the scales summed. Environment
+ENCODER (a file that ``metric_encoder.py`` saved) scores with that encoder instead (MODEL is then not read).
 
 Run from the repository root: ``.venv/bin/python docs/results/franka_grasp/oracle_descent.py MODEL [RADIUS ...]``
 (MODEL: a model directory or shipped name whose encoder is used; no RADIUS: the grasp task's starts, seed 0; each
@@ -29,10 +30,11 @@ from jepa_sim.franka_sim import FrankaSim
 
 STEP = float(os.environ.get("STEP", "0.015"))  # m per step
 POOL = [int(k) for k in os.environ.get("POOL", "1").split(",")]  # window sizes on the patch grid
+ENCODER = os.environ.get("ENCODER")  # a saved encoder module to score with instead of MODEL's
 
 
 def main(model: str, radii: list[float]) -> None:
-    encoder, _ = load_models(model, model)
+    encoder = torch.load(ENCODER, weights_only=False).eval() if ENCODER else load_models(model, model)[0]
     side = encoder.config.crop_size // encoder.config.patch_size
 
     def features(image: np.ndarray) -> list[torch.Tensor]:
