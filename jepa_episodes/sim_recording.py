@@ -15,7 +15,7 @@ import transforms3d.euler as t3d_euler
 from jepa_common import frames, topics
 from jepa_sim.arm_sim import ArmSim
 from jepa_sim.franka_script import TASKS as FRANKA_TASKS
-from jepa_sim.franka_script import PickPlaceScript
+from jepa_sim.franka_script import RANDOM_STEP, PickPlaceScript
 from jepa_sim.franka_sim import EULER_AXES, FrankaSim
 from jepa_sim.push import ScriptedPusher, sample_push_task, start_episode
 from jepa_world_model.data.recording import (IMAGE_TYPE, JOINT_STATE_TYPE, PLAN_TYPE, POSE_TYPE, TWIST_TYPE,
@@ -37,8 +37,12 @@ REACH_STEP_MIX = (0.04, 0.04, 0.015, 0.005)
 #: Task "push": two thirds of the episodes pushed with steps of up to 2 cm, one third with 1 cm (finer moves near
 #: contact), the mix scripts/make_push_model.sh records.
 PUSH_STEP_MIX = (0.02, 0.02, 0.01)
+#: Tasks "grasp" and "pick_place": the step mix sets the largest random step of the scripted play (m per axis).
+FRANKA_STEP_MIX = (RANDOM_STEP,)
+#: m per axis: the largest step size a step mix may hold (the workspaces are 0.3-0.7 m wide)
+LARGEST_STEP = 0.2
 #: The default step mix of each task.
-STEP_MIXES = {"reach": REACH_STEP_MIX, "push": PUSH_STEP_MIX}
+STEP_MIXES = {"reach": REACH_STEP_MIX, "push": PUSH_STEP_MIX, **{task: FRANKA_STEP_MIX for task in FRANKA_TASKS}}
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class SimRecordingConfig:
     ``max_step``, so that a model learns the large moves and the fine ones (:data:`STEP_MIXES`). Tasks "grasp" and
     "pick_place": the Franka from a random start (``FrankaSim.reset``) played by the scripted policy
     (``PickPlaceScript``) with its noise scaled by ``franka_noise`` and a random step with probability
-    ``random_prob``; ``max_step`` and the step mix do not apply.
+    ``random_prob``, of up to ``step(episode)`` m per axis with a step mix given, else ``RANDOM_STEP``.
     ``image_size`` 0: 64 px for the 3-joint arm, 128 px for the Franka."""
 
     image_size: int = 0
@@ -68,8 +72,9 @@ class SimRecordingConfig:
     def __post_init__(self) -> None:
         if self.task not in SIM_TASKS:
             raise RecordingError(f"task must be one of {list(SIM_TASKS)}, got {self.task!r}")
-        if any(not step > 0 for step in self.step_mix):
-            raise RecordingError(f"step_mix must hold positive step sizes in m, got {self.step_mix!r}")
+        if any(not 0 < step <= LARGEST_STEP for step in self.step_mix):
+            raise RecordingError(f"step_mix must hold positive step sizes in m, at most {LARGEST_STEP}, got "
+                                 f"{self.step_mix!r}")
         if not 0.0 <= self.franka_noise <= 10.0:
             raise RecordingError(f"franka_noise must be in [0, 10] (1: the script's noise), got {self.franka_noise!r}")
         if not 0.0 <= self.push_noise < 0.05 or not 0.0 <= self.random_prob <= 1.0:
@@ -214,7 +219,9 @@ def record_franka_episodes(out_dir: str | Path, episodes: int, steps: int, seed:
     with FrankaSim(image_size=config.camera_size, seed=seed, control_period=period) as sim:
         for episode in range(episodes):
             sim.reset(rng=rng)
-            script = PickPlaceScript(config.task, rng=rng, noise=config.franka_noise, random_prob=config.random_prob)
+            random_step = config.step(episode) if config.step_mix else RANDOM_STEP
+            script = PickPlaceScript(config.task, rng=rng, noise=config.franka_noise, random_prob=config.random_prob,
+                                     random_step=random_step)
             script.reset(sim)
             extra = ((topics.OBJECT_POSE, POSE_TYPE), (topics.SERVO_TWIST, TWIST_TYPE), (topics.PLAN, PLAN_TYPE))
             path, t0, writer = _episode_writer(out_dir, episode, config, extra)

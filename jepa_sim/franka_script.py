@@ -4,7 +4,7 @@ Each control step the script reads the simulation (EE state, and the cube and ta
 would not see) and emits one action [dx, dy, dz, droll, dpitch, dyaw, dgripper] for ``FrankaSim.apply_action``: a
 proportional step towards the current phase's waypoint, clipped to ``MAX_STEP`` m / ``MAX_TURN`` rad per step, plus
 Gaussian noise, so that recordings made from it cover more than one straight line. With probability ``random_prob``
-a step is random instead: xyz uniform within ``RANDOM_STEP`` m per axis and, while the script holds the gripper
+a step is random instead: xyz uniform within ``random_step`` m per axis (default ``RANDOM_STEP``) and, while the script holds the gripper
 open, a random close or open. Without random steps the action is a function of what the camera shows (the phase,
 the cube), and a predictor trained on such play can predict the next frame without reading the action. Phases:
 
@@ -43,7 +43,7 @@ PHASE_LIMIT = 60  # steps
 NOISE_POS = 0.004  # m, std of the noise on dx, dy, dz
 NOISE_ROT = 0.02  # rad, std of the noise on droll, dpitch, dyaw
 NOISE_GRIPPER = 0.05  # std of the noise on dgripper
-RANDOM_STEP = 0.02  # m, the largest displacement per axis of a random step
+RANDOM_STEP = 0.02  # m, the largest displacement per axis of a random step, by default
 LIFT_SUCCESS = 0.05  # m the cube's centre must rise for a successful grasp
 PLACE_SUCCESS = 0.03  # m from the target's centre for a successful place
 
@@ -61,10 +61,11 @@ class PickPlaceScript:
         rng: generator of the action noise.
         noise: scale of the action noise (0: none, 1: ``NOISE_*``).
         random_prob: probability of a random step.
+        random_step: the largest displacement per axis of a random step, m (the planner's box allows 0.075).
     """
 
     def __init__(self, task: Task = "pick_place", rng: np.random.Generator | None = None,
-                 noise: float = 1.0, random_prob: float = 0.0) -> None:
+                 noise: float = 1.0, random_prob: float = 0.0, random_step: float = RANDOM_STEP) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
         noise = float(noise)
@@ -73,10 +74,14 @@ class PickPlaceScript:
         random_prob = float(random_prob)
         if not 0.0 <= random_prob <= 1.0:
             raise ValueError(f"random_prob must be in [0, 1], got {random_prob}")
+        random_step = float(random_step)
+        if not (math.isfinite(random_step) and random_step > 0.0):
+            raise ValueError(f"random_step must be a finite number > 0 (m), got {random_step}")
         self.task: Task = task
         self.rng = np.random.default_rng(0) if rng is None else rng
         self.noise = noise
         self.random_prob = random_prob
+        self.random_step = random_step
         self.phases: tuple[str, ...] = ("approach", "descend", "close", "lift") + (
             ("carry", "lower", "release", "retreat") if task == "pick_place" else ())
         self._phase = 0
@@ -133,7 +138,7 @@ class PickPlaceScript:
         turn = np.array([_wrap(math.pi - euler[0]), _wrap(0.0 - euler[1]), _wrap(self._yaw_goal - euler[2])])
         turn = np.clip(GAIN * turn, -MAX_TURN, MAX_TURN)
         if self.random_prob > 0.0 and self.rng.random() < self.random_prob:
-            step = self.rng.uniform(-RANDOM_STEP, RANDOM_STEP, 3)
+            step = self.rng.uniform(-self.random_step, self.random_step, 3)
             if gripper < 0.0:  # never opens on a held cube
                 gripper = float(self.rng.choice((-1.0, 1.0)))
         action = np.r_[step, turn, gripper]

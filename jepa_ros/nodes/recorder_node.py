@@ -215,8 +215,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--sim: camera image size in px; 0: 64 for reach and push, 128 for grasp and "
                              "pick_place (default: %(default)s)")
     parser.add_argument("--max-step", type=float, nargs="+", default=None, metavar="M",
-                        help="--sim: largest EE displacement per step and axis in m; several values are cycled "
-                             "episode by episode, large moves and fine ones (default: "
+                        help="--sim: largest EE displacement per step and axis in m (grasp, pick_place: of the "
+                             "random steps); several values are cycled episode by episode, large moves and fine "
+                             "ones (default: "
                              + "; ".join(f"{task} {' '.join(map(str, mix))}" for task, mix in STEP_MIXES.items())
                              + ")")
     parser.add_argument("--push-noise", type=float, default=sim.push_noise,

@@ -66,3 +66,13 @@ def test_franka_recordings_are_deterministic_for_a_seed(tmp_path):
     plans = [[tuple(p.actions) for p in _messages(paths[0])[topics.PLAN]] for paths in (first, again)]
     assert plans[0] == plans[1]
     assert typestore_for(PLAN_TYPE, message_definition(PLAN_TYPE))  # the schema the files carry
+
+
+def test_the_step_mix_sets_the_largest_random_step_episode_by_episode_and_refuses_hostile_sizes(tmp_path, capsys):
+    config = SimRecordingConfig(task="grasp", image_size=32, random_prob=1.0, franka_noise=0.0,
+                                step_mix=(0.075, 0.01))
+    paths = record_franka_episodes(tmp_path / "mix", 2, 8, seed=3, config=config)
+    largest = [np.abs([p.actions[:3] for p in _messages(path)[topics.PLAN]]).max() for path in paths]
+    assert 0.03 < largest[0] <= 0.075 and largest[1] <= 0.01, largest
+    assert jepa_main(["record", "--sim", "--task", "grasp", "--out", str(tmp_path / "bad"), "--max-step", "5"]) == 2
+    assert "step_mix must hold positive step sizes in m, at most 0.2" in capsys.readouterr().err

@@ -248,3 +248,14 @@ def test_random_steps_move_and_close_at_random_but_never_open_on_a_held_cube(sim
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="random_prob"):
             PickPlaceScript("grasp", random_prob=bad)
+
+
+def test_random_steps_span_the_given_random_step_and_hostile_sizes_are_refused(sim):
+    sim.reset(seed=0)
+    wide = PickPlaceScript("grasp", rng=np.random.default_rng(3), noise=0.0, random_prob=1.0, random_step=0.075)
+    wide.reset(sim)
+    steps = np.array([wide.act(sim)[:3] for _ in range(40)])  # the arm stays put: 40 draws in one scene
+    assert np.abs(steps).max() <= 0.075 and np.abs(steps).max() > 0.06
+    for bad in (0.0, -0.02, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="random_step"):
+            PickPlaceScript("grasp", random_step=bad)
