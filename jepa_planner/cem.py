@@ -65,6 +65,9 @@ class CEMConfig:
     the current sampling mean (the warm start in the first iteration) one of the evaluated samples and, with
     `final_mean`, evaluates the final mean after the last iteration (one more model call, the price of a plan never
     worse than the distribution's mean).
+    `include_neutral` makes the neutral plan ("do nothing", the feasible action closest to zero at every step)
+    one of the first iteration's samples (with at least two samples), so that holding still always competes: a
+    warm start keeps the search around the previous plan's move, which near the goal overshoots it.
     `warm_std` scales the first iteration's std when the plan is warm-started (the previous plan shifted is
     already a good guess: a narrower search around it needs fewer samples); 1 searches as widely as a cold start.
     `rollout_batch` caps the sequences per model call to bound memory (None: the batch the model's prepared
@@ -93,6 +96,7 @@ class CEMConfig:
     noise_beta: float = 0.0
     quasi_random: bool = False
     include_mean: bool = True
+    include_neutral: bool = False
     final_mean: bool = False
     warm_std: float = 1.0
     rollout_batch: int | None = None
@@ -380,6 +384,8 @@ class CEMPlanner:
             torch.addcmul(mean, std, noise, out=new)
             if cfg.include_mean:
                 new[0].copy_(mean)
+            if cfg.include_neutral and it == 1 and n_new > 1:
+                new[-1].copy_(ws.neutral)
             cons.apply_(new)
             previous = best
             best = self._evaluate(ws, rollout, goal, new, ws.energies[:n_new], best)

@@ -79,6 +79,9 @@ class PlannerSettings:
                                "more predictor call per plan; the plan is then never worse than the mean)")
     quasi_random: bool = setting(_CEM["quasi_random"], "draw CEM samples from a scrambled Sobol sequence (even "
                                  "coverage of the action box with few samples) instead of pseudo-random Gaussians")
+    include_neutral: bool = setting(_CEM["include_neutral"], "also score the plan that does nothing (the "
+                                    "action closest to zero) in every plan's first CEM iteration, so that holding "
+                                    "still near the goal competes with the previous plan's move")
     warm_std: float = setting(_CEM["warm_std"], "sampling std of a plan warm-started from the previous one (the "
                               "same goal), relative to init_std; 1 = as wide as a cold start", low=0.01, high=1.0)
     mode: str = setting("step", "step: plan on a frame stamped settle_time after the previous plan went out; "
@@ -176,6 +179,6 @@ def cem_config(settings: PlannerSettings, action_space: Any) -> CEMConfig:
             seed=settings.seed, energy_mode=settings.energy_mode, early_stop_patience=settings.early_stop_patience,
             early_stop_rtol=settings.early_stop_rtol, warm_std=settings.warm_std, quasi_random=settings.quasi_random,
             gripper_dim=gripper_dim(settings, names), gripper_threshold=settings.gripper_threshold,
-            final_mean=settings.final_mean)
+            final_mean=settings.final_mean, include_neutral=settings.include_neutral)
     except (CEMConfigError, ActionSpaceError) as exc:
         raise PlannerSetupError(f"invalid planner settings: {exc}") from exc

@@ -207,6 +207,23 @@ def test_warm_std_narrows_only_a_warm_started_search():
         CEMConfig(**BOX, warm_std=0.0)
 
 
+def test_include_neutral_lets_holding_still_win_over_a_warm_start_that_overshoots():
+    model = RecordingModel()
+    context, state, goal = _problem(model, [[0.0, 0.0, 0.0]])  # the goal is where the arm is: stay
+    overshoot = torch.tensor([[0.04, -0.04, 0.03]])  # the previous plan's move, kept as the warm start
+    cfg = CEMConfig(**BOX, samples=8, iterations=2, init_std=0.005)
+    plain = CEMPlanner(model, raw_l1_energy, cfg).plan(context, state, goal, warm_start=overshoot)
+    assert plain.actions.abs().max() > 0.02  # the narrow search stays around the old move
+    held = CEMPlanner(model, raw_l1_energy, dataclasses.replace(cfg, include_neutral=True)).plan(
+        context, state, goal, warm_start=overshoot)
+    assert torch.equal(model.seen[-2][-1], torch.zeros(1, 3))  # the first iteration's last sample: do nothing
+    assert torch.equal(held.actions, torch.zeros(1, 3)) and held.energy < plain.energy
+    fixed = CEMConfig(low=[-0.05, -0.05, 0.01], high=[0.05, 0.05, 0.05], samples=2, elites=1,
+                      iterations=1, include_neutral=True)
+    CEMPlanner(model, raw_l1_energy, fixed).plan(context, state, goal)
+    assert torch.equal(model.seen[-1][-1], torch.tensor([[0.0, 0.0, 0.01]]))  # the feasible action closest to zero
+
+
 def test_quasi_random_samples_cover_the_box_evenly_and_find_the_optimum():
     model = RecordingModel(axis_aligned=True)
     a_star = [0.02, -0.03, 0.01]
