@@ -65,6 +65,9 @@ class CEMConfig:
     the current sampling mean (the warm start in the first iteration) one of the evaluated samples and, with
     `final_mean`, evaluates the final mean after the last iteration (one more model call, the price of a plan never
     worse than the distribution's mean).
+    `action_cost` adds a price on motion to the ranking energy: `action_cost` x the plan's L1 length on the free
+    dims that are not the gripper (the dims `l1_radius` covers), summed over its steps; it keeps the search from
+    large moves whose predicted outcome is only blurred towards the goal.
     `include_neutral` makes the neutral plan ("do nothing", the feasible action closest to zero at every step)
     one of the first iteration's samples (with at least two samples), so that holding still always competes: a
     warm start keeps the search around the previous plan's move, which near the goal overshoots it.
@@ -97,6 +100,7 @@ class CEMConfig:
     quasi_random: bool = False
     include_mean: bool = True
     include_neutral: bool = False
+    action_cost: float = 0.0
     final_mean: bool = False
     warm_std: float = 1.0
     rollout_batch: int | None = None
@@ -126,7 +130,7 @@ class CEMConfig:
                 raise CEMConfigError(f"{name} must be in [0, 1), got {m!r}")
         if not (isinstance(self.warm_std, (int, float)) and 0.0 < self.warm_std <= 1.0):
             raise CEMConfigError(f"warm_std must be in (0, 1], got {self.warm_std!r}")
-        for name in ("min_std", "early_stop_rtol", "noise_beta"):
+        for name in ("min_std", "early_stop_rtol", "noise_beta", "action_cost"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise CEMConfigError(f"{name} must be finite and >= 0, got {v!r}")
@@ -164,8 +168,8 @@ class PlanResult:
     """Outcome of one `plan` call. When `ok` is False, `actions` is the neutral (hold) plan and `reason` says why."""
 
     actions: torch.Tensor                 # (H, A)
-    energy: float
-    step_energies: torch.Tensor           # (H,)
+    energy: float                         # the ranking energy of `actions` (with `action_cost`: the price included)
+    step_energies: torch.Tensor           # (H,) goal energies of the predicted frames alone
     predictions: torch.Tensor | None      # (H, N, D)
     iterations_run: int
     time_ms: float
@@ -427,6 +431,9 @@ class CEMPlanner:
                                         f"expected {(part.shape[0], *want)}")
             e = energies[start:start + chunk]
             e.copy_(self._rank_energies(pred, goal))
+            if self.config.action_cost:
+                moved = part.index_select(-1, ws.constraints.l1_index).abs().sum(dim=(1, 2))
+                e.add_(moved, alpha=self.config.action_cost)
             e.masked_fill_(~torch.isfinite(e), math.inf)
             i = int(e.argmin())
             value = float(e[i])

@@ -79,6 +79,9 @@ class PlannerSettings:
                                "more predictor call per plan; the plan is then never worse than the mean)")
     quasi_random: bool = setting(_CEM["quasi_random"], "draw CEM samples from a scrambled Sobol sequence (even "
                                  "coverage of the action box with few samples) instead of pseudo-random Gaussians")
+    action_cost: float = setting(_CEM["action_cost"], "price on motion added to the CEM ranking energy: this "
+                                 "times the plan's L1 length on the searched dims other than the gripper (summed "
+                                 "over its steps); 0 = off", unit="energy per action unit", low=0.0, high=1e6)
     include_neutral: bool = setting(_CEM["include_neutral"], "also score the plan that does nothing (the "
                                     "action closest to zero) in every plan's first CEM iteration, so that holding "
                                     "still near the goal competes with the previous plan's move")
@@ -179,6 +182,7 @@ def cem_config(settings: PlannerSettings, action_space: Any) -> CEMConfig:
             seed=settings.seed, energy_mode=settings.energy_mode, early_stop_patience=settings.early_stop_patience,
             early_stop_rtol=settings.early_stop_rtol, warm_std=settings.warm_std, quasi_random=settings.quasi_random,
             gripper_dim=gripper_dim(settings, names), gripper_threshold=settings.gripper_threshold,
-            final_mean=settings.final_mean, include_neutral=settings.include_neutral)
+            final_mean=settings.final_mean, include_neutral=settings.include_neutral,
+            action_cost=settings.action_cost)
     except (CEMConfigError, ActionSpaceError) as exc:
         raise PlannerSetupError(f"invalid planner settings: {exc}") from exc

@@ -48,13 +48,18 @@ def test_the_camera_renders_the_official_encoders_input_on_the_franka_tasks_only
 def test_jepa_eval_offline_runs_the_official_pair_on_pick_place(pair, tmp_path, one_torch_thread):
     encoder, predictor = pair
     out = tmp_path / "eval.json"
+    # an untrained pair's energy hardly changes with the action: without the Franka defaults' price on motion and
+    # do-nothing plan its plans move the arm, which shows that the 7-D actions reach the sim
+    moving = json.dumps({"action_cost": 0.0, "include_neutral": False})
     code = jepa(["eval", "--offline", "--task", "pick_place", "--encoder", str(encoder), "--predictor",
-                 str(predictor), "--episodes", "1", "--goal-images", "3", "--budget", "3", "--json", str(out)])
+                 str(predictor), "--episodes", "1", "--goal-images", "3", "--budget", "3", "--json", str(out),
+                 "--settings", moving])
     assert code == 0
     summary = EpisodeSummary.from_dict(json.loads(out.read_text()))
     settings = summary.extra["planner_settings"]
     assert (summary.task, summary.driver) == ("pick_place", "offline")
     assert (settings["encoder"], settings["predictor"], settings["device"]) == (str(encoder), str(predictor), "auto")
+    assert (settings["action_cost"], settings["include_neutral"]) == (0.0, False)
     [record] = summary.records
     assert record.outcome in (SUCCESS, *PICK_PLACE.failure_classes), record.outcome
     assert record.steps == 3 and record.goal_index == [0, 1, 2]  # one plan per goal image, all three images

@@ -224,6 +224,21 @@ def test_include_neutral_lets_holding_still_win_over_a_warm_start_that_overshoot
     assert torch.equal(model.seen[-1][-1], torch.tensor([[0.0, 0.0, 0.01]]))  # the feasible action closest to zero
 
 
+def test_action_cost_prices_motion_on_the_searched_dims_but_not_the_gripper():
+    model = RecordingModel(action_dim=4, axis_aligned=True)
+    context, state, goal = _problem(model, [[0.03, 0.0, 0.0, 0.5]])  # the goal lies 3 cm along x, gripper +0.5
+    box = dict(low=[-0.05, -0.05, -0.05, -1.0], high=[0.05, 0.05, 0.05, 1.0])
+    cfg = CEMConfig(**box, samples=64, iterations=6, gripper_dim=3, include_neutral=True)
+    free = CEMPlanner(model, raw_l1_energy, cfg).plan(context, state, goal)
+    assert free.actions[0, 0] > 0.02
+    # each metre of x lowers the energy by 0.25 (a block of 6 of the 24 features moves with it): a price of 1 per
+    # metre outweighs it, so the plan holds x still, while the unpriced gripper still goes to the goal's +0.5
+    priced = CEMPlanner(model, raw_l1_energy, dataclasses.replace(cfg, action_cost=1.0)).plan(context, state, goal)
+    assert priced.actions[0, :3].abs().max() < 0.005 and abs(float(priced.actions[0, 3]) - 0.5) < 0.1
+    unpriced = raw_l1_energy(model.rollout(context, state, priced.actions[None])[:, -1], goal)
+    assert priced.energy == pytest.approx(float(unpriced) + float(priced.actions[0, :3].abs().sum()), rel=1e-4)
+
+
 def test_quasi_random_samples_cover_the_box_evenly_and_find_the_optimum():
     model = RecordingModel(axis_aligned=True)
     a_star = [0.02, -0.03, 0.01]
@@ -260,6 +275,8 @@ def test_nan_energies_rank_last_and_all_nan_gives_invalid_result():
     (dict(high=[0.05, float("nan"), 0.05]), ActionSpaceError, "high contains NaN"),
     (dict(keep_elites=11), CEMConfigError, "keep_elites"),
     (dict(momentum_mean=1.0), CEMConfigError, "momentum_mean"),
+    (dict(action_cost=-0.1), CEMConfigError, "action_cost must be finite and >= 0"),
+    (dict(action_cost=float("nan")), CEMConfigError, "action_cost must be finite and >= 0"),
     (dict(energy_mode="sum"), CEMConfigError, "energy_mode"),
     (dict(init_std=[0.1, 0.1]), CEMConfigError, "init_std has 2 values"),
     (dict(iterations=2.5), CEMConfigError, "iterations must be an int"),

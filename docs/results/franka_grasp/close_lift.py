@@ -2,12 +2,15 @@
 "closed on the cube" (10 steps, run to the end of its budget so that the fingers can close) and "the cube held
 10 cm up" (25 steps). Can a Franka model close the hand and lift the cube once the reach is done?
 
-Run from the repository root: ``.venv/bin/python docs/results/franka_grasp/close_lift.py MODEL [EPISODES]``.
+Run from the repository root: ``.venv/bin/python docs/results/franka_grasp/close_lift.py MODEL [EPISODES]``
+(environment SETTINGS: planner settings over the task's, as JSON, for example ``'{"include_neutral": true}'``).
 Prints one line per episode (outcome, the gripper's closedness every 4 steps, the cube's highest rise) and the count.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 
 import numpy as np
@@ -40,7 +43,9 @@ class CloseAndLift(GraspTask):
 
 def main(model: str, episodes: int) -> None:
     task = CloseAndLift()
-    records, _ = run_offline(task, task.sample(episodes, 0), BUDGETS, TOLERANCES, encoder=model, predictor=model)
+    settings = json.loads(os.environ.get("SETTINGS", "{}"))
+    records, _ = run_offline(task, task.sample(episodes, 0), BUDGETS, TOLERANCES, encoder=model, predictor=model,
+                             settings=settings)
     for record in records:
         states, cube = np.array(record.ee_positions), np.array(record.object_positions)
         print(record.outcome, "gripper", np.round(states[::4, 6], 2).tolist(),
