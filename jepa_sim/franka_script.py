@@ -4,8 +4,8 @@ Each control step the script reads the simulation (EE state, and the cube and ta
 would not see) and emits one action [dx, dy, dz, droll, dpitch, dyaw, dgripper] for ``FrankaSim.apply_action``: a
 proportional step towards the current phase's waypoint, clipped to ``MAX_STEP`` m / ``MAX_TURN`` rad per step, plus
 Gaussian noise, so that recordings made from it cover more than one straight line. With probability ``random_prob``
-a step is random instead: xyz uniform within ``random_step`` m per axis (default ``RANDOM_STEP``) and, while the script holds the gripper
-open, a random close or open. Without random steps the action is a function of what the camera shows (the phase,
+a step is random instead: xyz uniform within ``random_step`` m per axis (default ``RANDOM_STEP``) and, while the
+script holds the gripper open, a random close or open. Without random steps the action is a function of what the camera shows (the phase,
 the cube), and a predictor trained on such play can predict the next frame without reading the action. Phases:
 
 * grasp: "approach" (above the cube at ``HOVER_HEIGHT``, gripper open, yaw turned to the cube's faces), "descend"

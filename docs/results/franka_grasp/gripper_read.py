@@ -41,9 +41,9 @@ def main(model: str, data: str, count: int) -> None:
             errors = (predicted[:, 0] - features[t + 1]).abs().mean(dim=(1, 2)).numpy()
             rows.append((*errors, float((features[t] - features[t + 1]).abs().mean())))
     r = np.array(rows)
-    print(f"{len(r)} gripper steps of {len(episodes)} episodes; median error: recorded action {np.median(r[:, 0]):.4f}, "
-          f"dgripper 0 {np.median(r[:, 1]):.4f}, negated {np.median(r[:, 2]):.4f}, no motion {np.median(r[:, 3]):.4f}; "
-          f"the recorded action beats dgripper 0 in {(r[:, 0] < r[:, 1]).mean():.2f}, the negated one in "
+    print(f"{len(r)} gripper steps of {len(episodes)} episodes; median error: recorded action "
+          f"{np.median(r[:, 0]):.4f}, dgripper 0 {np.median(r[:, 1]):.4f}, negated {np.median(r[:, 2]):.4f}, "
+          f"no motion {np.median(r[:, 3]):.4f}; the recorded action beats dgripper 0 in {(r[:, 0] < r[:, 1]).mean():.2f}, the negated one in "
           f"{(r[:, 0] < r[:, 2]).mean():.2f} of the steps")
 
 

@@ -31,7 +31,8 @@ STEPS = 12
 def main(model: str, radius: float, count: int) -> None:
     task = PregraspFromNear(radius, STEPS)
     encoder, predictor = load_models(model, model)
-    driver = OfflineDriver(task, encoder, predictor, task.planner_settings(**json.loads(os.environ.get("SETTINGS", "{}"))))
+    settings = task.planner_settings(**json.loads(os.environ.get("SETTINGS", "{}")))
+    driver = OfflineDriver(task, encoder, predictor, settings)
     loop, models, sim = driver.loop, driver.models, driver.sim
     missed = plans = 0
     for episode in task.sample(10, 0)[:count]:
