@@ -169,8 +169,8 @@ class JointRecipe(ClipRecipeSteps, Recipe):
 
     def __init__(self, cfg, session: Session, encoder: Encoder, encoder_overrides: dict, predictor: ACPredictor,
                  data: TrainingData, held_out: list[Episode], total: int, resume_keys: tuple[str, ...]) -> None:
-        module = JointLoss(encoder, PredictorLoss(predictor, cfg.rollout_steps), cfg.variance_weight,
-                           cfg.covariance_weight, cfg.sigreg_weight)
+        module = JointLoss(encoder, PredictorLoss(predictor, cfg.rollout_steps, cfg.change_weight),
+                           cfg.variance_weight, cfg.covariance_weight, cfg.sigreg_weight)
         super().__init__(cfg, module, make_optimizer(module, cfg.lr, cfg.weight_decay), len(data))
         self.resume_keys = resume_keys + ("variance_weight", "covariance_weight", "sigreg_weight")
         self.session = session

@@ -17,7 +17,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -147,8 +147,9 @@ def restore(recipe: Recipe, checkpoint: Path) -> int:
     if any(key not in state for key in recipe.state_keys):
         raise recipe.error(f"cannot resume from {checkpoint}: it was not written by `jepa {recipe.command}`")
     now = asdict(recipe.cfg)
-    changed = {k: (state["config"].get(k), now.get(k)) for k in recipe.resume_keys
-               if state["config"].get(k) != now.get(k)}
+    # an option newer than the checkpoint ran at its default there
+    was = {f.name: f.default for f in fields(recipe.cfg) if f.default is not MISSING} | state["config"]
+    changed = {k: (was.get(k), now.get(k)) for k in recipe.resume_keys if was.get(k) != now.get(k)}
     if changed:
         raise recipe.error(f"cannot resume from {checkpoint}: options changed (was, now): {changed}")
     recipe.load_state(checkpoint, state)

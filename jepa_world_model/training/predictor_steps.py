@@ -56,27 +56,50 @@ class TrainingData:
 
 
 class PredictorLoss(nn.Module):
-    """Teacher-forcing L1 + autoregressive rollout L1 of an :class:`ACPredictor` (what DDP wraps)."""
+    """Teacher-forcing L1 + autoregressive rollout L1 of an :class:`ACPredictor` (what DDP wraps).
 
-    def __init__(self, predictor: ACPredictor, rollout_steps: int):
+    ``change_weight`` > 0 weights each patch of a target frame by 1 + ``change_weight`` x (its feature change from
+    the frame before / the mean change over the frame's patches), normalised to a weighted mean: the few patches
+    that move (a gripper's fingers) count more than the many that do not. 0 is the plain L1 of V-JEPA 2-AC.
+    """
+
+    def __init__(self, predictor: ACPredictor, rollout_steps: int, change_weight: float = 0.0):
         super().__init__()
         self.predictor = predictor
         self.rollout_steps = rollout_steps
+        self.change_weight = change_weight
 
     def forward(self, features: torch.Tensor, actions: torch.Tensor, states: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """features (B,T,N,D) layer-normed, actions (B,T-1,A), states (B,T,S) -> (loss, tf, rollout)."""
         target = features[:, 1:]
+        weights = self._patch_weights(features)
         pred = layer_norm_features(self.predictor(features[:, :-1], actions, states[:, :-1]))
-        tf_loss = (pred.float() - target).abs().mean()
+        tf_loss = _l1(pred.float() - target, weights)
         if self.rollout_steps == 0:
             return tf_loss, tf_loss.detach(), torch.zeros((), device=features.device)
         frames = features[:, :1]
         for n in range(1, self.rollout_steps + 1):
             nxt = self.predictor(frames, actions[:, :n], states[:, :n])[:, -1:]
             frames = torch.cat([frames, layer_norm_features(nxt).to(frames.dtype)], dim=1)
-        rollout_loss = (frames[:, 1:].float() - target[:, :self.rollout_steps]).abs().mean()
+        steps = self.rollout_steps
+        rollout_loss = _l1(frames[:, 1:].float() - target[:, :steps], None if weights is None else weights[:, :steps])
         return tf_loss + rollout_loss, tf_loss.detach(), rollout_loss.detach()
+
+    def _patch_weights(self, features: torch.Tensor) -> torch.Tensor | None:
+        """(B, T-1, N, 1) weights of the target frames' patches, or None for the plain L1."""
+        if not self.change_weight:
+            return None
+        frames = features.detach().float()
+        change = (frames[:, 1:] - frames[:, :-1]).abs().mean(dim=-1, keepdim=True)
+        return 1.0 + self.change_weight * change / change.mean(dim=2, keepdim=True).clamp(min=1e-6)
+
+
+def _l1(error: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean absolute error, weighted per patch when ``weights`` are given."""
+    if weights is None:
+        return error.abs().mean()
+    return (error.abs() * weights).mean() / weights.mean()
 
 
 def learning_rate(cfg: Any, step: int, total: int) -> float:

@@ -114,6 +114,10 @@ class TrainConfig:
     clip_len: int = setting(2, "frames per training clip")
     fps: float | None = setting(None, "resample frames to this rate (none: as recorded)", unit="Hz")
     rollout_steps: int = setting(1, "autoregressive steps in the loss")
+    change_weight: float = setting(0.0, "weight of each patch's feature change in the L1 loss: a patch counts 1 + "
+                                   "this x its change from the frame before / the frame's mean change, so that the "
+                                   "few patches that move (the fingers) weigh more; 0: the plain L1 of V-JEPA 2-AC",
+                                   low=0.0, high=100.0)
     held_out: float = setting(0.05, "fraction of the episodes kept out of training for the verdict (at least one "
                               "when there are two or more; 0: no verdict)", low=0.0, high=0.5)
     verdict_horizon: int = setting(3, "rollout steps of the held-out verdict", low=1, high=64)
@@ -173,6 +177,8 @@ class TrainConfig:
             raise TrainingError(f"clip_len={self.clip_len} must be >= 2 and > rollout_steps={self.rollout_steps}")
         if not 0 <= self.warmup + self.decay <= 1:
             raise TrainingError(f"warmup ({self.warmup}) + decay ({self.decay}) must be fractions summing to <= 1")
+        if not (math.isfinite(self.change_weight) and 0.0 <= self.change_weight <= 100.0):
+            raise TrainingError(f"change_weight must be in [0, 100], got {self.change_weight!r}")
         if self.checkpoint_every <= 0 or self.keep_checkpoints <= 0:
             raise TrainingError("checkpoint_every and keep_checkpoints must be positive")
 
@@ -225,8 +231,8 @@ def build_predictor(cfg: TrainConfig, embed_dim: int, grid: int, clip_len: int, 
 #: Options that change what a run computes; a resume must match them.
 RESUME_KEYS = ("data", "encoder", "predictor", "init", "encoder_overrides", "predictor_overrides", "steps", "epochs",
                "batch_size", "lr", "start_lr", "final_lr", "warmup", "decay", "weight_decay", "clip_grad", "clip_len",
-               "fps", "rollout_steps", "seed", "camera_topic", "state_kind", "state_topic", "max_state_gap",
-               "held_out")
+               "fps", "rollout_steps", "change_weight", "seed", "camera_topic", "state_kind", "state_topic",
+               "max_state_gap", "held_out")
 
 
 # ------------------------------------------------------------------------------------------------- train
@@ -280,7 +286,7 @@ class PredictorRecipe(ClipRecipeSteps, Recipe):
 
     def __init__(self, cfg: TrainConfig, session: Session, encoder: nn.Module, encoder_overrides: dict,
                  predictor: ACPredictor, data: TrainingData, held_out: HeldOut, total: int) -> None:
-        super().__init__(cfg, PredictorLoss(predictor, cfg.rollout_steps),
+        super().__init__(cfg, PredictorLoss(predictor, cfg.rollout_steps, cfg.change_weight),
                          make_optimizer(predictor, cfg.lr, cfg.weight_decay), len(data))
         self.cfg: TrainConfig = cfg
         self.session = session

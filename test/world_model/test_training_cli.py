@@ -90,3 +90,8 @@ def test_the_tiny_preset_trains_at_the_scratch_architecture_and_overrides_replac
 def test_a_value_outside_its_range_is_a_training_error():
     with pytest.raises(TrainingError, match="warmup: 1.5 is outside 0..1"):
         config_from_args(parser().parse_args([*REQUIRED, "--warmup", "1.5"]))
+    for bad in ("-0.5", "nan", "101"):
+        with pytest.raises(TrainingError, match="change_weight"):
+            config_from_args(parser().parse_args([*REQUIRED, "--change-weight", bad]))
+    with pytest.raises(TrainingError, match=r"change_weight must be in \[0, 100\]"):
+        TrainConfig(data=["data/"], out="runs/x", change_weight=float("inf"))
