@@ -408,6 +408,8 @@ def test_parameter_changes_are_validated(feeding):
     assert not set_parameter(driver, "predictor", "other").successful  # read-only
     inverted = set_parameter(driver, "action_low", [0.1, -0.05, -0.05])
     assert not inverted.successful and "action_low[0]=0.1 is not <= action_high[0]=0.05 (dx)" in inverted.reason
+    assert not set_parameter(driver, "action_cost", -1.0).successful  # a price on motion is never negative
+    assert not set_parameter(driver, "action_cost", float("nan")).successful
     assert set_parameter(driver, "horizon", 3).successful
     start = time.monotonic()
     plan = wait_for(lambda: [p for p in driver.plans_since(start) if p.horizon == 3], 10.0, "a 3-step plan")[0]
